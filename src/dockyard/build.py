@@ -1,0 +1,259 @@
+"""BuildKit builds of a project's Dockerfile: tags, labels, build args, secrets, and what happened.
+
+`build_argv` is pure (argv assembly is unit-tested); `build` runs it through `dockyard.process`,
+streams BuildKit's plain progress, and on failure extracts the failing step's output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dockyard import git, process
+from dockyard.config import Settings
+from dockyard.engine import LABEL_MANAGED, BuildkitPath, Cli, Engine
+from dockyard.errors import BuildFailed, UsageError
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    dockerfile: Path
+    context: Path
+    tags: tuple[str, ...]
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, Path] = field(default_factory=dict)  # id -> file
+    target: str | None = None
+    platform: str | None = None
+    no_cache: bool = False
+    builder: str | None = None
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    name: str  # e.g. "[builder 3/7] RUN uv sync ..."
+    cached: bool
+    error: bool
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image_id: str
+    tags: tuple[str, ...]
+    seconds: float
+    size: int
+    steps: tuple[Step, ...]
+    output: str
+
+    @property
+    def cached_steps(self) -> int:
+        return sum(1 for s in self.steps if s.cached)
+
+    def ran(self, pattern: str) -> list[Step]:
+        """Steps whose name matches `pattern` and that were executed, not taken from the cache."""
+        return [s for s in self.steps if re.search(pattern, s.name) and not s.cached]
+
+
+def image_tags(image: str, version: str | None, state: git.GitState) -> tuple[str, ...]:
+    """`image:version` and `image:<short sha>[-dirty]`; `image:latest` when neither is known."""
+    tags = []
+    if version:
+        tags.append(f"{image}:{version}")
+    if state.revision_tag:
+        tags.append(f"{image}:{state.revision_tag}")
+    return tuple(tags) or (f"{image}:latest",)
+
+
+def created_time(state: git.GitState, environ: Mapping[str, str]) -> datetime:
+    """SOURCE_DATE_EPOCH, else the commit time of a clean tree (reproducible), else now."""
+    if epoch := environ.get("SOURCE_DATE_EPOCH"):
+        return datetime.fromtimestamp(int(epoch), UTC)
+    if state.commit_time is not None and not state.dirty:
+        return datetime.fromtimestamp(state.commit_time, UTC)
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def oci_labels(
+    settings: Settings, state: git.GitState, created: datetime, source: str | None
+) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.title": settings.project_name,
+        "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        LABEL_MANAGED: "true",
+    }
+    if settings.project_version:
+        labels["org.opencontainers.image.version"] = settings.project_version
+    if state.sha:
+        labels["org.opencontainers.image.revision"] = state.revision_tag or state.sha
+    if source:
+        labels["org.opencontainers.image.source"] = source
+    labels.update(settings.labels)
+    return labels
+
+
+def request_for(
+    settings: Settings,
+    *,
+    state: git.GitState | None = None,
+    tags: Sequence[str] = (),
+    build_args: Mapping[str, str] | None = None,
+    no_cache: bool = False,
+    target: str | None = None,
+    platform: str | None = None,
+    source: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> BuildRequest:
+    """The build request for a project's image, from its settings and the git state."""
+    environ = os.environ if environ is None else environ
+    state = state or git.state(settings.project_dir)
+    if not settings.dockerfile.is_file():
+        raise UsageError(
+            f"Dockerfile {settings.dockerfile} does not exist: fix `dockerfile` in [tool.dockyard]"
+        )
+    if not settings.context.is_dir():
+        raise UsageError(
+            f"build context {settings.context} is not a directory: fix `context` in [tool.dockyard]"
+        )
+    secrets = {settings.ca_secret_id: settings.ca_bundle} if settings.ca_bundle else {}
+    return BuildRequest(
+        dockerfile=settings.dockerfile,
+        context=settings.context,
+        tags=tuple(tags) or image_tags(settings.image, settings.project_version, state),
+        build_args={**settings.build_args, **(build_args or {})},
+        labels=oci_labels(settings, state, created_time(state, environ), source),
+        secrets=secrets,
+        target=target or settings.target,
+        platform=platform or settings.platform,
+        no_cache=no_cache,
+        builder=settings.builder,
+        cache_from=settings.cache_from,
+        cache_to=settings.cache_to,
+    )
+
+
+def build_argv(cli: Cli, request: BuildRequest, iidfile: Path) -> tuple[list[str], dict[str, str]]:
+    """The argv and extra environment that build `request` with `cli`'s BuildKit path."""
+    if cli.buildkit is None:
+        raise UsageError(f"{cli.describe()} cannot build with BuildKit: install the buildx plugin")
+    buildx = cli.buildkit is BuildkitPath.BUILDX
+    if not buildx and (request.builder or request.cache_to):
+        raise UsageError(
+            "`builder` and `cache-to` need docker buildx, which this machine lacks: "
+            "install the buildx plugin or drop those settings"
+        )
+    argv = [cli.path, "buildx", "build", "--load"] if buildx else [cli.path, "build"]
+    env = {} if buildx else {"DOCKER_BUILDKIT": "1"}
+    if buildx and request.builder:
+        argv += ["--builder", request.builder]
+    argv += ["--progress=plain", "--file", str(request.dockerfile), "--iidfile", str(iidfile)]
+    for tag in request.tags:
+        argv += ["--tag", tag]
+    for key, value in sorted(request.build_args.items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in sorted(request.labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    for secret_id, path in sorted(request.secrets.items()):
+        argv += ["--secret", f"id={secret_id},src={path}"]
+    if request.target:
+        argv += ["--target", request.target]
+    if request.platform:
+        argv += ["--platform", request.platform]
+    if request.no_cache:
+        argv.append("--no-cache")
+    for ref in request.cache_from:
+        argv += ["--cache-from", ref]
+    for ref in request.cache_to:
+        argv += ["--cache-to", ref]
+    argv.append(str(request.context))
+    return argv, env
+
+
+_STEP_LINE = re.compile(r"^#(\d+) (.*)$")
+
+
+def parse_steps(output: str) -> tuple[Step, ...]:
+    """The build steps BuildKit's plain progress reports, with cache hits and errors."""
+    names: dict[int, str] = {}
+    cached: set[int] = set()
+    errors: set[int] = set()
+    for line in output.splitlines():
+        match = _STEP_LINE.match(line)
+        if not match:
+            continue
+        number, text = int(match.group(1)), match.group(2)
+        if number not in names and text.startswith("["):
+            names[number] = text
+        elif text == "CACHED":
+            cached.add(number)
+        elif text.startswith("ERROR"):
+            errors.add(number)
+    return tuple(
+        Step(n, names[n], n in cached, n in errors)
+        for n in sorted(names)
+        if names[n].startswith("[") and not names[n].startswith("[internal]")
+    )
+
+
+def failing_step(output: str, *, limit: int = 40) -> tuple[str, str]:
+    """(one-line reason, the failing step's output) from BuildKit's plain progress."""
+    lines = output.splitlines()
+    failed = {int(m.group(1)) for line in lines if (m := _STEP_LINE.match(line))
+              and m.group(2).startswith("ERROR")}  # fmt: skip
+    step_lines = [
+        line for line in lines if (m := _STEP_LINE.match(line)) and int(m.group(1)) in failed
+    ]
+    reason = next(
+        (line.split("error:", 1)[-1].strip() for line in reversed(lines)
+         if line.lower().startswith(("error:", "error ", "failed to solve"))),
+        "",
+    )  # fmt: skip
+    if not reason:
+        reason = next((ln for ln in reversed(lines) if "ERROR" in ln), "the build failed")
+    shown = step_lines[-limit:] if step_lines else lines[-limit:]
+    return reason.removeprefix("failed to solve: ").strip(), "\n".join(shown)
+
+
+def build(
+    engine: Engine,
+    request: BuildRequest,
+    *,
+    on_line: Callable[[str], None] | None = None,
+    timeout: float = 1800,
+) -> BuildResult:
+    """Build `request`, streaming progress lines to `on_line`; raise BuildFailed on failure."""
+    with tempfile.TemporaryDirectory(prefix="dockyard-build-") as scratch:
+        iidfile = Path(scratch) / "iid"
+        argv, env = build_argv(engine.cli, request, iidfile)
+        start = time.monotonic()
+        done = process.stream(argv, env=env, on_line=on_line or (lambda _line: None), timeout=timeout)
+        seconds = time.monotonic() - start
+        if done.returncode != 0 or not iidfile.is_file():
+            reason, detail = failing_step(done.stdout)
+            raise BuildFailed(
+                f"build of {request.dockerfile} failed: {reason}",
+                argv=argv, returncode=done.returncode, output=detail,
+            )  # fmt: skip
+        image_id = iidfile.read_text().strip()
+    size = int(engine.image(image_id).attrs.get("Size", 0))
+    return BuildResult(
+        image_id=image_id,
+        tags=request.tags,
+        seconds=seconds,
+        size=size,
+        steps=parse_steps(done.stdout),
+        output=done.stdout,
+    )
+
+
+def with_context(request: BuildRequest, context: Path, dockerfile: Path) -> BuildRequest:
+    """The same request against another copy of the context (a scratch or clean checkout)."""
+    return replace(request, context=context, dockerfile=dockerfile)

@@ -1,0 +1,124 @@
+"""`dockyard` on the command line: `main(argv)` and the one boundary that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from dockyard import __version__, actions, config
+from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+def error_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def report_error(exc: DockyardError, console: Console | None = None) -> int:
+    """Print one clear line (and the detail, when there is one) and return the exit code."""
+    console = console or error_console()
+    console.print(f"[bold red]dockyard: error:[/] {exc.message}", soft_wrap=True)
+    if exc.detail:
+        console.print(exc.detail, markup=False, soft_wrap=True)
+    return exc.exit_code
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every cleanup block runs.
+    raise KeyboardInterrupt
+
+
+def run_boundary(action: Callable[[], object]) -> int:
+    """Run `action`; map dockyard's errors to exit codes, with no traceback for any user error."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        action()
+    except DockyardError as exc:
+        return report_error(exc)
+    except KeyboardInterrupt:
+        error_console().print("[bold red]dockyard: interrupted[/] (containers it made are removed)")
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+class _Done(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="dockyard", description="The container image lifecycle for uv services.")
+    top.add_argument("--version", action="version", version=f"dockyard {__version__}")
+    top.add_argument("--project", type=Path, help="project directory (default: nearest pyproject)")
+    commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    build = commands.add_parser("build", help="build the project's image with BuildKit")
+    build.add_argument("--tag", action="append", default=[], help="tag instead of version/sha")
+    build.add_argument("--build-arg", action="append", type=_key_value, default=[])
+    build.add_argument("--no-cache", action="store_true")
+    build.add_argument("--target")
+    build.add_argument("--platform")
+    build.add_argument("--quiet", action="store_true", help="no live build progress")
+
+    lock_cmd = commands.add_parser("lock", help="uv lock; --check fails when stale or uncommitted")
+    lock_cmd.add_argument("--check", action="store_true")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    console = Console(highlight=False)
+    namespace: argparse.Namespace | None = None
+
+    def parse() -> None:
+        nonlocal namespace
+        try:
+            namespace = parser().parse_args(args_list)
+        except SystemExit as exc:  # --help and --version end here
+            raise _Done(int(exc.code or 0)) from None
+
+    try:
+        code = run_boundary(parse)
+    except _Done as done:
+        return done.code
+    if namespace is None:
+        return code or EXIT_USAGE
+    args = namespace
+
+    def dispatch() -> None:
+        settings = config.load(args.project)
+        if args.command == "build":
+            options = actions.BuildOptions(
+                tags=args.tag,
+                build_args=dict(args.build_arg),
+                no_cache=args.no_cache,
+                target=args.target,
+                platform=args.platform,
+                quiet=args.quiet,
+            )
+            actions.build_image(settings, options, console)
+        elif args.command == "lock":
+            actions.update_lock(settings, check=args.check, console=console)
+
+    return run_boundary(dispatch)

@@ -1,0 +1,228 @@
+"""The Docker engine: which CLI builds, how BuildKit is reached, and the SDK client that inspects and runs.
+
+BuildKit is discovered, not assumed: `docker buildx build --load` where buildx exists, otherwise the
+engine's built-in BuildKit through a docker CLI older than 23 (newer CLIs need buildx for BuildKit).
+Everything dockyard creates on the engine carries `LABEL_MANAGED`, and containers also carry the run's
+`LABEL_RUN`, so cleanup removes exactly what this run made and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.models.images import Image
+
+from dockyard import process
+from dockyard.errors import CommandError, EngineUnavailable, ImageNotFound
+
+LABEL_MANAGED = "dev.dockyard.managed"
+LABEL_RUN = "dev.dockyard.run"
+
+_VERSION = re.compile(r"version (\d+)\.(\d+)")
+
+
+class BuildkitPath(StrEnum):
+    BUILDX = "buildx"  # docker buildx build --load
+    BUILTIN = "builtin"  # DOCKER_BUILDKIT=1 docker build, through the engine's own BuildKit
+
+
+@dataclass(frozen=True)
+class Cli:
+    path: str
+    version: tuple[int, int]
+    buildkit: BuildkitPath | None
+
+    def describe(self) -> str:
+        how = {
+            BuildkitPath.BUILDX: "buildx",
+            BuildkitPath.BUILTIN: "built-in BuildKit",
+            None: "no BuildKit",
+        }[self.buildkit]
+        return f"{self.path} ({self.version[0]}.{self.version[1]}, {how})"
+
+
+def inspect_cli(path: str) -> Cli | None:
+    """What a docker CLI can do, without asking the engine; None when it is not a docker CLI."""
+    try:
+        done = process.run([path, "--version"], timeout=15, check=False)
+    except CommandError:
+        return None
+    match = _VERSION.search(done.stdout)
+    if done.returncode != 0 or not match:
+        return None
+    version = (int(match.group(1)), int(match.group(2)))
+    buildx = process.run([path, "buildx", "version"], timeout=15, check=False).returncode == 0
+    if buildx:
+        return Cli(path, version, BuildkitPath.BUILDX)
+    # CLIs from 23 on send BuildKit builds to buildx only; older ones speak to the engine's BuildKit.
+    return Cli(path, version, BuildkitPath.BUILTIN if version[0] < 23 else None)
+
+
+def _candidates() -> list[str]:
+    found: list[str] = []
+    seen: set[Path] = set()
+    on_path = shutil.which("docker")
+    import os
+
+    dirs = os.environ.get("PATH", "").split(os.pathsep)
+    for candidate in [on_path, *(str(Path(d) / "docker") for d in dirs), "/usr/bin/docker"]:
+        if not candidate or not Path(candidate).is_file():
+            continue
+        real = Path(candidate).resolve()
+        if real not in seen:
+            seen.add(real)
+            found.append(candidate)
+    return found
+
+
+def discover_cli(explicit: str | None = None) -> Cli:
+    """The docker CLI to build with: `explicit` when given, else the first with a BuildKit path."""
+    if explicit:
+        path = shutil.which(explicit) or explicit
+        cli = inspect_cli(path)
+        if cli is None:
+            raise EngineUnavailable(
+                f"DOCKYARD_DOCKER/docker setting names {explicit!r}, which is not a docker CLI"
+            )
+        if cli.buildkit is None:
+            raise EngineUnavailable(
+                f"{path} ({cli.version[0]}.{cli.version[1]}) has no BuildKit path: install the buildx "
+                "plugin (docker-buildx-plugin), or point DOCKYARD_DOCKER at a CLI older than 23"
+            )
+        return cli
+    clis = [cli for path in _candidates() if (cli := inspect_cli(path))]
+    for cli in clis:
+        if cli.buildkit is not None:
+            return cli
+    if not clis:
+        raise EngineUnavailable(
+            "no docker CLI found: install Docker (or run scripts/provision-engine on Debian/Ubuntu)"
+        )
+    raise EngineUnavailable(
+        f"no BuildKit build path: {', '.join(c.describe() for c in clis)}; install the buildx "
+        "plugin (docker-buildx-plugin), or run scripts/provision-engine"
+    )
+
+
+@dataclass
+class Engine:
+    """A reachable Docker engine, the CLI that builds for it, and an SDK client."""
+
+    cli: Cli
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @cached_property
+    def client(self) -> docker.DockerClient:
+        try:
+            client = docker.from_env(timeout=120)
+            client.ping()
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(
+                f"no Docker engine answers ({_first_line(exc)}): start dockerd, or run "
+                "scripts/provision-engine"
+            ) from None
+        return client
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels for everything this run creates on the engine."""
+        return {LABEL_MANAGED: "true", LABEL_RUN: self.run_id}
+
+    def server_version(self) -> str:
+        return str(self.client.version().get("Version", "?"))
+
+    def docker(
+        self, args: list[str], *, timeout: float = 300, check: bool = True, what: str | None = None
+    ) -> process.Completed:
+        """Run the docker CLI (the one that builds) with args."""
+        return process.run([self.cli.path, *args], timeout=timeout, check=check, what=what)
+
+    def image(self, ref: str) -> Image:
+        try:
+            return self.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            raise ImageNotFound(
+                f"no image {ref!r} on this engine: build it first (invoke build) or check the name"
+            ) from None
+        except docker.errors.APIError as exc:
+            raise EngineUnavailable(f"inspecting {ref}: {_first_line(exc)}") from None
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def container(self, image: str, **kwargs: Any) -> Iterator[Container]:
+        """A labelled container, removed on leaving the block whatever happened (Ctrl-C included)."""
+        labels = {**kwargs.pop("labels", {}), **self.labels}
+        try:
+            made = self.client.containers.create(image, labels=labels, **kwargs)
+        except docker.errors.ImageNotFound:
+            raise ImageNotFound(f"no image {image!r} on this engine") from None
+        except docker.errors.APIError as exc:
+            raise EngineUnavailable(f"creating a container of {image}: {_first_line(exc)}") from None
+        try:
+            yield made
+        finally:
+            remove_container(made)
+
+    def remove_run_leftovers(self) -> int:
+        """Remove containers of this run that escaped their block (a killed thread, say)."""
+        leftovers = self.client.containers.list(
+            all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"}
+        )
+        for leftover in leftovers:
+            remove_container(leftover)
+        return len(leftovers)
+
+
+def remove_container(made: Container) -> None:
+    for _ in range(3):
+        try:
+            made.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:  # "removal already in progress": retry shortly
+            time.sleep(0.2)
+        else:
+            return
+
+
+_ENGINES: dict[str | None, Engine] = {}
+
+
+def connect(docker_cli: str | None = None) -> Engine:
+    """The engine for this process (discovered once), after checking that it answers."""
+    if docker_cli not in _ENGINES:
+        engine = Engine(discover_cli(docker_cli))
+        _ = engine.client  # fail early, with one clear line, when no engine answers
+        _ENGINES[docker_cli] = engine
+    return _ENGINES[docker_cli]
+
+
+def merged_labels(*tables: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for table in tables:
+        out.update(table)
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,66 @@
+"""What git says about the project: the commit, whether the tree is dirty, whether a file is committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard import process
+from dockyard.errors import CommandError
+
+
+@dataclass(frozen=True)
+class GitState:
+    sha: str | None  # short commit id; None outside a repository or before the first commit
+    dirty: bool
+    commit_time: int | None  # committer time, seconds since the epoch
+
+    @property
+    def revision_tag(self) -> str | None:
+        if self.sha is None:
+            return None
+        return f"{self.sha}-dirty" if self.dirty else self.sha
+
+
+def _git(directory: Path, *args: str) -> process.Completed:
+    return process.run(["git", "-C", str(directory), *args], timeout=60, check=False)
+
+
+def state(directory: Path) -> GitState:
+    head = _git(directory, "log", "-1", "--format=%h %ct")
+    if head.returncode != 0 or not head.stdout.strip():
+        return GitState(sha=None, dirty=False, commit_time=None)
+    sha, _, when = head.stdout.strip().partition(" ")
+    status = _git(directory, "status", "--porcelain", "--untracked-files=normal", "--", ".")
+    return GitState(sha=sha, dirty=bool(status.stdout.strip()), commit_time=int(when))
+
+
+def is_tracked(directory: Path, path: str) -> bool:
+    return _git(directory, "ls-files", "--error-unmatch", "--", path).returncode == 0
+
+
+def has_uncommitted_changes(directory: Path, path: str) -> bool:
+    return _git(directory, "diff", "--quiet", "HEAD", "--", path).returncode != 0
+
+
+def list_files(directory: Path) -> list[str]:
+    """Files git tracks plus untracked ones it does not ignore, relative to `directory`."""
+    done = _git(directory, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if done.returncode != 0:
+        raise CommandError(
+            f"{directory} is not a git work tree: {done.output}",
+            argv=done.argv, returncode=done.returncode, output=done.output,
+        )  # fmt: skip
+    return [name for name in done.stdout.split("\0") if name]
+
+
+def export_head(directory: Path, destination: Path) -> None:
+    """The committed tree at HEAD, written to `destination` (no untracked or modified files)."""
+    archive = process.run(
+        ["git", "-C", str(directory), "archive", "--format=tar", "-o", str(destination / ".head.tar"),
+         "HEAD"],
+        timeout=120, what="git archive HEAD",
+    )  # fmt: skip
+    del archive
+    process.run(["tar", "-xf", ".head.tar"], cwd=destination, timeout=120, what="unpacking HEAD")
+    (destination / ".head.tar").unlink()

@@ -1,0 +1,93 @@
+"""dockyard's Invoke tasks, as one namespace `ns` for a project's tasks.py to import.
+
+    from dockyard.tasks import ns  # in your tasks.py: `invoke build`, `invoke lock --check`, ...
+
+Task options default to None and fall back to the `dockyard` section of Invoke's configuration
+(`ns.configure` holds the defaults); the image itself is configured in `[tool.dockyard]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+from rich.console import Console
+
+from dockyard import actions, config
+from dockyard.cli import report_error
+from dockyard.errors import DockyardError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _door(body: F) -> F:
+    """Map dockyard's errors to Invoke's exit, printing one clear line and no traceback."""
+
+    @wraps(body)
+    def run(c: Context, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(c, *args, **kwargs)
+        except DockyardError as exc:
+            raise Exit(code=report_error(exc)) from None
+
+    return run  # type: ignore[return-value]
+
+
+def _option(c: Context, name: str, value: Any) -> Any:
+    return c.config.dockyard[name] if value is None else value
+
+
+def _settings(c: Context) -> config.Settings:
+    project = c.config.dockyard.project
+    return config.load(Path(project) if project else None)
+
+
+@task(
+    iterable=["tag", "build_arg"],
+    help={
+        "tag": "tag to apply instead of <image>:<version> and <image>:<sha> (repeatable)",
+        "build-arg": "KEY=VALUE build arg (repeatable), over [tool.dockyard] build-args",
+        "no-cache": "build without BuildKit's cache",
+        "target": "Dockerfile stage to build",
+        "platform": "target platform, e.g. linux/amd64",
+        "quiet": "hide the live build progress",
+    },
+)
+@_door
+def build(
+    c: Context,
+    tag: list[str] | None = None,
+    build_arg: list[str] | None = None,
+    no_cache: bool | None = None,
+    target: str | None = None,
+    platform: str | None = None,
+    quiet: bool | None = None,
+) -> None:
+    """Build the project's image with BuildKit: tags, labels, build args, CA secret."""
+    args = dict(item.partition("=")[::2] for item in build_arg or [])
+    options = actions.BuildOptions(
+        tags=tag or [],
+        build_args=args,
+        no_cache=_option(c, "no_cache", no_cache),
+        target=target,
+        platform=platform,
+        quiet=_option(c, "quiet", quiet),
+    )
+    actions.build_image(_settings(c), options, Console(highlight=False))
+
+
+@task(help={"check": "fail unless uv.lock is current and committed (no changes made)"})
+@_door
+def lock(c: Context, check: bool | None = None) -> None:
+    """Run `uv lock`; with --check, fail when uv.lock is stale or not committed."""
+    actions.update_lock(_settings(c), check=_option(c, "check", check), console=Console())
+
+
+ns = Collection(build, lock)
+ns.configure({"dockyard": {"project": None, "no_cache": False, "quiet": False, "check": False}})
