@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import humanize
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dockyard import build as builds
@@ -36,15 +37,13 @@ def build_image(settings: config.Settings, options: BuildOptions, console: Conso
         platform=options.platform,
     )
     docker = engine.connect(settings.docker)
-    console.print(
-        f"[bold]dockyard build[/] {settings.dockerfile.relative_to(settings.project_dir)} "
-        f"with {docker.cli.describe()}"
-    )
+    console.print(f"[bold]dockyard build[/] {escape(str(settings.dockerfile))} with {docker.cli.describe()}")
     if request.build_args:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(request.build_args.items()))
-        console.print(f"  build args: {shown}")
+        console.print(f"  build args: {shown}", markup=False)
     if request.secrets:
-        console.print(f"  secrets: {', '.join(f'{k} ({v})' for k, v in request.secrets.items())}")
+        secrets = ", ".join(f"{k} ({v})" for k, v in request.secrets.items())
+        console.print(f"  secrets: {secrets}", markup=False)
 
     def echo(line: str) -> None:
         if not options.quiet:

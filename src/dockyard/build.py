@@ -208,9 +208,7 @@ def failing_step(output: str, *, limit: int = 40) -> tuple[str, str]:
     lines = output.splitlines()
     failed = {int(m.group(1)) for line in lines if (m := _STEP_LINE.match(line))
               and m.group(2).startswith("ERROR")}  # fmt: skip
-    step_lines = [
-        line for line in lines if (m := _STEP_LINE.match(line)) and int(m.group(1)) in failed
-    ]
+    step_lines = [line for line in lines if (m := _STEP_LINE.match(line)) and int(m.group(1)) in failed]
     reason = next(
         (line.split("error:", 1)[-1].strip() for line in reversed(lines)
          if line.lower().startswith(("error:", "error ", "failed to solve"))),

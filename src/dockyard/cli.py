@@ -10,6 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 
 from dockyard import __version__, actions, config
 from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
@@ -24,7 +25,7 @@ def error_console() -> Console:
 def report_error(exc: DockyardError, console: Console | None = None) -> int:
     """Print one clear line (and the detail, when there is one) and return the exit code."""
     console = console or error_console()
-    console.print(f"[bold red]dockyard: error:[/] {exc.message}", soft_wrap=True)
+    console.print(f"[bold red]dockyard: error:[/] {escape(exc.message)}", soft_wrap=True)
     if exc.detail:
         console.print(exc.detail, markup=False, soft_wrap=True)
     return exc.exit_code

@@ -137,9 +137,7 @@ Reader = Callable[[Any, str], Any]
 
 
 def _type_error(key: str, expected: str, value: object) -> ConfigError:
-    return ConfigError(
-        f"[tool.dockyard] {key}: expected {expected}, got {type(value).__name__} {value!r}"
-    )
+    return ConfigError(f"[tool.dockyard] {key}: expected {expected}, got {type(value).__name__} {value!r}")
 
 
 def _str(value: Any, key: str) -> str:
@@ -173,9 +171,7 @@ def _str_list(value: Any, key: str) -> tuple[str, ...]:
 
 
 def _int_list(value: Any, key: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise _type_error(key, "a list of port numbers", value)
     return tuple(value)
 
@@ -370,7 +366,11 @@ def load(project_dir: Path | None = None, environ: Mapping[str, str] | None = No
 
 
 def _apply(
-    project_dir: Path, name: str, version: str | None, fields: dict[str, Any], env: Mapping[str, str]
+    project_dir: Path,
+    name: str,
+    version: str | None,
+    fields: dict[str, Any],
+    env: Mapping[str, str],
 ) -> Settings:
     build_args = dict(fields.pop("build_args", {}))
     for key, value in env.items():
@@ -388,9 +388,7 @@ def _apply(
         fields["size_budget"] = parse_size(budget, what="DOCKYARD_SIZE_BUDGET")
     image = fields.pop("image", name)
     if not re.fullmatch(r"[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?([a-z0-9._/-]*)", image):
-        raise ConfigError(
-            f"[tool.dockyard] image: {image!r} is not a valid image name (lowercase, no tag)"
-        )
+        raise ConfigError(f"[tool.dockyard] image: {image!r} is not a valid image name (lowercase, no tag)")
     ca_bundle = fields.pop("ca_bundle", None)
     ca_path = (project_dir / ca_bundle) if ca_bundle else None
     if ca_path is not None and not ca_path.is_file():

@@ -9,11 +9,12 @@ Everything dockyard creates on the engine carries `LABEL_MANAGED`, and container
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -26,7 +27,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from dockyard import process
-from dockyard.errors import CommandError, EngineUnavailable, ImageNotFound
+from dockyard.errors import CommandError, CommandTimeout, EngineUnavailable, ImageNotFound
 
 LABEL_MANAGED = "dev.dockyard.managed"
 LABEL_RUN = "dev.dockyard.run"
@@ -75,8 +76,6 @@ def _candidates() -> list[str]:
     found: list[str] = []
     seen: set[Path] = set()
     on_path = shutil.which("docker")
-    import os
-
     dirs = os.environ.get("PATH", "").split(os.pathsep)
     for candidate in [on_path, *(str(Path(d) / "docker") for d in dirs), "/usr/bin/docker"]:
         if not candidate or not Path(candidate).is_file():
@@ -182,11 +181,24 @@ class Engine:
         finally:
             remove_container(made)
 
+    def run_once(
+        self, image: str, command: list[str] | None = None, *, timeout: float = 60, **kwargs: Any
+    ) -> tuple[int, str]:
+        """Run a labelled container to completion: (exit code, output). Removed afterwards."""
+        with self.container(image, command=command, **kwargs) as made:
+            made.start()
+            try:
+                status = made.wait(timeout=timeout)
+            except Exception as exc:  # requests' ReadTimeout and friends
+                raise CommandTimeout(
+                    f"a container of {image} did not finish within {timeout:g} s ({_first_line(exc)})"
+                ) from None
+            output = made.logs(stdout=True, stderr=True).decode(errors="replace")
+            return int(status.get("StatusCode", -1)), output
+
     def remove_run_leftovers(self) -> int:
         """Remove containers of this run that escaped their block (a killed thread, say)."""
-        leftovers = self.client.containers.list(
-            all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"}
-        )
+        leftovers = self.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"})
         for leftover in leftovers:
             remove_container(leftover)
         return len(leftovers)
@@ -214,13 +226,6 @@ def connect(docker_cli: str | None = None) -> Engine:
         _ = engine.client  # fail early, with one clear line, when no engine answers
         _ENGINES[docker_cli] = engine
     return _ENGINES[docker_cli]
-
-
-def merged_labels(*tables: Mapping[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for table in tables:
-        out.update(table)
-    return out
 
 
 def _first_line(exc: BaseException) -> str:

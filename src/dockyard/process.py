@@ -6,9 +6,11 @@ code and the output. On timeout or Ctrl-C the whole process group is killed, so 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -38,10 +40,8 @@ def _environment(env: Mapping[str, str] | None) -> dict[str, str] | None:
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
@@ -131,8 +131,7 @@ def stream(
     deadline = start + timeout
     timer = _Deadline(proc, deadline)
     try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
+        for raw in proc.stdout or ():
             line = raw.rstrip("\n")
             lines.append(line)
             on_line(line)
@@ -154,8 +153,6 @@ class _Deadline:
     """Kills a streaming process group when its deadline passes (reading lines blocks otherwise)."""
 
     def __init__(self, proc: subprocess.Popen[str], deadline: float) -> None:
-        import threading
-
         self.fired = False
         self._proc = proc
         self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
@@ -164,10 +161,8 @@ class _Deadline:
 
     def _fire(self) -> None:
         self.fired = True
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def cancel(self) -> None:
         self._timer.cancel()

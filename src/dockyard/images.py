@@ -1,0 +1,138 @@
+"""Image metadata as models: what `docker image inspect` and the history endpoint say, paired up.
+
+Everything here reads metadata only (no export, no container), so it answers in milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.engine import Engine
+
+# History entries that only change the image config; every other entry made a layer.
+_METADATA_ONLY = re.compile(
+    r"^(/bin/sh -c #\(nop\)\s+)?(ENV|LABEL|CMD|ENTRYPOINT|EXPOSE|USER|ARG|HEALTHCHECK|STOPSIGNAL|"
+    r"SHELL|VOLUME|ONBUILD|MAINTAINER)\b|^\|\d+ "
+)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    created_by: str
+    size: int
+    comment: str
+
+
+@dataclass(frozen=True)
+class Layer:
+    index: int
+    diff_id: str
+    size: int
+    created_by: str  # the instruction that made it ("?" when history cannot be paired)
+    in_base: bool  # part of the base image the Dockerfile starts from
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    ref: str
+    id: str
+    tags: tuple[str, ...]
+    size: int
+    user: str
+    env: Mapping[str, str]
+    cmd: tuple[str, ...] | None
+    entrypoint: tuple[str, ...] | None
+    exposed_ports: tuple[str, ...]
+    healthcheck: Mapping[str, Any] | None
+    labels: Mapping[str, str]
+    working_dir: str
+    diff_ids: tuple[str, ...]
+    history: tuple[HistoryEntry, ...]  # oldest first
+    created: str
+
+    @classmethod
+    def from_inspect(
+        cls, ref: str, attrs: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
+    ) -> ImageInfo:
+        """From `docker image inspect` JSON and the history endpoint's entries (newest first)."""
+        conf = attrs.get("Config") or {}
+        env = {}
+        for item in conf.get("Env") or []:
+            key, _, value = item.partition("=")
+            env[key] = value
+        health = conf.get("Healthcheck")
+        return cls(
+            ref=ref,
+            id=attrs["Id"],
+            tags=tuple(attrs.get("RepoTags") or ()),
+            size=int(attrs.get("Size", 0)),
+            user=conf.get("User") or "",
+            env=env,
+            cmd=tuple(conf["Cmd"]) if conf.get("Cmd") else None,
+            entrypoint=tuple(conf["Entrypoint"]) if conf.get("Entrypoint") else None,
+            exposed_ports=tuple(sorted((conf.get("ExposedPorts") or {}).keys())),
+            healthcheck=health if health and health.get("Test") not in (None, ["NONE"]) else None,
+            labels=dict(conf.get("Labels") or {}),
+            working_dir=conf.get("WorkingDir") or "",
+            diff_ids=tuple((attrs.get("RootFS") or {}).get("Layers") or ()),
+            history=tuple(
+                HistoryEntry(
+                    created_by=h.get("CreatedBy", ""),
+                    size=int(h.get("Size", 0)),
+                    comment=h.get("Comment", ""),
+                )
+                for h in reversed(history)
+            ),
+            created=str(attrs.get("Created", "")),
+        )
+
+    def layers(self, base_diff_ids: Sequence[str] = ()) -> list[Layer]:
+        """Each layer with its size and the instruction that made it, oldest first."""
+        makers = [h for h in self.history if h.size > 0 or not _METADATA_ONLY.search(h.created_by)]
+        paired = len(makers) == len(self.diff_ids)
+        if not paired:  # fall back to the entries that certainly made a layer
+            makers = [h for h in self.history if h.size > 0]
+        base = _common_prefix(self.diff_ids, base_diff_ids)
+        layers = []
+        for index, diff_id in enumerate(self.diff_ids):
+            entry = makers[index] if index < len(makers) and paired else None
+            layers.append(
+                Layer(
+                    index=index,
+                    diff_id=diff_id,
+                    size=entry.size if entry else 0,
+                    created_by=shorten_instruction(entry.created_by or entry.comment) if entry else "?",
+                    in_base=index < base,
+                )
+            )
+        return layers
+
+
+def _common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
+    count = 0
+    for left, right in zip(a, b, strict=False):
+        if left != right:
+            break
+        count += 1
+    return count
+
+
+def shorten_instruction(created_by: str, width: int = 90) -> str:
+    """A history entry as a person reads it: no `/bin/sh -c`, no mount flags, one line."""
+    text = created_by.strip()
+    text = re.sub(r"^/bin/sh -c #\(nop\)\s+", "", text)
+    text = re.sub(r"^(RUN )?/bin/sh -c ", "RUN ", text)
+    text = re.sub(r"^\|\d+ (\S+=\S* )*", "", text)  # legacy builder's ARG prefix
+    text = re.sub(r"--mount=\S+\s*", "", text)
+    text = text.removesuffix("# buildkit").strip()
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def inspect_image(engine: Engine, ref: str) -> ImageInfo:
+    image = engine.image(ref)
+    history = engine.client.api.history(image.id)  # type: ignore[no-untyped-call]
+    return ImageInfo.from_inspect(ref, image.attrs, history)
