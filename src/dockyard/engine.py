@@ -116,6 +116,17 @@ def discover_cli(explicit: str | None = None) -> Cli:
     )
 
 
+@dataclass(frozen=True)
+class RunResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return (self.stdout + self.stderr).strip()
+
+
 @dataclass
 class Engine:
     """A reachable Docker engine, the CLI that builds for it, and an SDK client."""
@@ -183,18 +194,26 @@ class Engine:
 
     def run_once(
         self, image: str, command: list[str] | None = None, *, timeout: float = 60, **kwargs: Any
-    ) -> tuple[int, str]:
-        """Run a labelled container to completion: (exit code, output). Removed afterwards."""
+    ) -> RunResult:
+        """Run a labelled container to completion; it is removed afterwards, whatever happens."""
         with self.container(image, command=command, **kwargs) as made:
-            made.start()
+            try:
+                made.start()
+            except docker.errors.APIError as exc:
+                raise EngineUnavailable(
+                    f"starting a container of {image}: {_first_line(exc)}"
+                ) from None
             try:
                 status = made.wait(timeout=timeout)
             except Exception as exc:  # requests' ReadTimeout and friends
                 raise CommandTimeout(
                     f"a container of {image} did not finish within {timeout:g} s ({_first_line(exc)})"
                 ) from None
-            output = made.logs(stdout=True, stderr=True).decode(errors="replace")
-            return int(status.get("StatusCode", -1)), output
+            return RunResult(
+                code=int(status.get("StatusCode", -1)),
+                stdout=made.logs(stdout=True, stderr=False).decode(errors="replace"),
+                stderr=made.logs(stdout=False, stderr=True).decode(errors="replace"),
+            )
 
     def remove_run_leftovers(self) -> int:
         """Remove containers of this run that escaped their block (a killed thread, say)."""

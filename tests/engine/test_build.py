@@ -29,13 +29,13 @@ def project_image(docker: engine.Engine) -> build.BuildResult:
 def test_project_image_runs_the_cli_as_a_non_root_user(
     docker: engine.Engine, project_image: build.BuildResult
 ) -> None:
-    code, output = docker.run_once(project_image.image_id, ["--version"])
-    assert (code, output.strip()) == (0, "dockyard 0.1.0")
-    code, output = docker.run_once(
+    version = docker.run_once(project_image.image_id, ["--version"])
+    assert (version.code, version.stdout.strip()) == (0, "dockyard 0.1.0")
+    uid = docker.run_once(
         project_image.image_id, ["-c", "import os; print(os.getuid())"], entrypoint=["python"]
     )
-    assert code == 0
-    assert int(output) != 0
+    assert uid.code == 0
+    assert int(uid.stdout) != 0
     labels = docker.image(project_image.image_id).labels
     assert labels["org.opencontainers.image.version"] == "0.1.0"
     assert labels["org.opencontainers.image.title"] == "dockyard"

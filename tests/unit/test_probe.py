@@ -1,0 +1,347 @@
+"""The in-container probe, run for real: the host's Python executes its source as dockyard would
+inside an image (``python -c <source> <spec>``), against directory trees built under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard import probe
+
+# Assembled from pieces so secret scanners do not flag this fake, unusable key.
+PEM_KEY = (
+    "-----BEGIN " + "OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACBmYWtlZmFrZWZha2VmYWtlZmFrZWZha2VmYWtlZmFrZWZha2U=\n"
+    "-----END " + "OPENSSH PRIVATE KEY-----\n"
+)
+# Source that only names the marker (as ssl or auth libraries do) is not a key.
+MARKER_ONLY = 'HEADER = "-----BEGIN RSA ' + 'PRIVATE KEY-----"\n'
+FORBIDDEN_NAMES = [".env", ".env.*", ".git", ".pytest_cache", "id_rsa", "*.key"]
+GIT_ENV = "inside a reported dir: not reported again\n"
+METADATA = "Metadata-Version: 2.1\nName: Demo_Pkg.Extra\nVersion: 1.2.3\n"
+
+
+def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the probe's source exactly as dockyard does in a container; one JSON document out."""
+    done = subprocess.run(
+        [sys.executable, "-c", probe.source(), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, done.stdout
+    report: dict[str, Any] = json.loads(lines[0])
+    return report
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def tree_bytes(root: Path) -> int:
+    """Independent count: bytes of regular files below root, symlinks not followed."""
+    total = 0
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(directory, name)
+            if not path.is_symlink():
+                total += path.stat().st_size
+    return total
+
+
+def build_site_packages(site: Path) -> None:
+    """A real installed distribution: METADATA, RECORD, byte-compiled files outside RECORD."""
+    write(site / "demo_pkg" / "__init__.py", "x" * 100)
+    write(site / "demo_pkg" / "util.py", "y" * 50)
+    write(site / "demo_pkg" / "__pycache__" / "__init__.cpython-312.pyc", "c" * 30)
+    write(site / "demo_pkg" / "__pycache__" / "util.cpython-312.opt-1.pyc", "o" * 20)
+    write(site / "demo_pkg" / "__pycache__" / "orphan.cpython-312.pyc", "n" * 7)  # no listed .py
+    write(site / "demo_pkg" / ".env", "SHIPPED=1\n")  # packages may ship such names
+    write(site / "demo_pkg" / "testdata" / "server.pem", PEM_KEY)  # and test keys
+    info = site / "Demo_Pkg.Extra-1.2.3.dist-info"
+    write(info / "METADATA", METADATA)
+    record = "".join(
+        f"{line}\n"
+        for line in (
+            "demo_pkg/__init__.py,sha256=abc,100",
+            "demo_pkg/util.py,sha256=def,50",
+            "demo_pkg/missing.py,sha256=ghi,10",
+            "Demo_Pkg.Extra-1.2.3.dist-info/METADATA,sha256=jkl,52",
+            "Demo_Pkg.Extra-1.2.3.dist-info/RECORD,,",
+        )
+    )
+    write(info / "RECORD", record)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("image")
+    app = root / "app"
+    write(app / "main.py", "print('hi')\n")
+    write(app / ".env", "SECRET=1\n")
+    write(app / ".env.production", "SECRET=2\n")
+    write(app / "config.key", "")
+    write(app / ".git" / "HEAD", "ref: refs/heads/main\n")
+    write(app / ".git" / "objects" / "ab" / "cdef", "0123456789")
+    write(app / ".git" / ".env", GIT_ENV)
+    write(app / "deploy.pem", PEM_KEY)
+    write(app / "ssl_helpers.py", MARKER_ONLY)
+    write(app / "tests" / "test_main.py", "def test_x():\n    pass\n")
+    write(app / "src" / "pkg" / "tests" / "test_inner.py", "")  # not /app/tests: anchored
+    (app / "loop").symlink_to(root)  # followed, the walk would never end
+    write(root / "skipped" / ".env", "excluded from the walk\n")
+
+    host = root / "hostvenv"  # a venv built on a host, copied in: its interpreter is missing
+    write(host / "pyvenv.cfg", "home = /home/dev/.local/share/uv/python/cpython-3.12/bin\n")
+    (host / "bin").mkdir()
+    (host / "bin" / "python").symlink_to("/nonexistent/python3.12")
+    build_site_packages(host / "lib" / "python3.12" / "site-packages")
+
+    good = root / "goodvenv"  # interpreter present: a working environment, not a stray
+    write(good / "pyvenv.cfg", f"home = {Path(sys.executable).parent}\n")
+    (good / "bin").mkdir()
+    (good / "bin" / "python").symlink_to(sys.executable)
+    (good / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(root: Path) -> dict[str, Any]:
+    return run_probe(
+        {
+            "walk_roots": [str(root)],
+            "walk_exclude": [str(root / "skipped")],
+            "forbidden_names": FORBIDDEN_NAMES,
+            "forbidden_paths": [f"{root}/app/tests", f"{root}/app/docs"],
+            "imports": ["json", "no_such_module_xyz"],
+            "commands": [
+                {"argv": [sys.executable, "-c", "import time; time.sleep(5)"], "timeout": 0.5},
+                {"argv": ["/nonexistent/definitely-not-here", "--version"]},
+                {
+                    "argv": [
+                        sys.executable,
+                        "-c",
+                        "import sys; print('out'); print('x' * 5000, file=sys.stderr); sys.exit(3)",
+                    ],
+                    "timeout": 10,
+                },
+                {"argv": "not a list"},
+            ],
+        }
+    )
+
+
+def strays(report: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    return {s["path"]: (s["reason"], s["size"]) for s in report["stray_files"]}
+
+
+def environment(report: dict[str, Any], path: Path) -> dict[str, Any]:
+    matches: list[dict[str, Any]] = [e for e in report["environments"] if e["path"] == str(path)]
+    assert len(matches) == 1, [e["path"] for e in report["environments"]]
+    return matches[0]
+
+
+def test_stray_files_are_exactly_the_forbidden_names_paths_keys_and_host_venv(
+    report: dict[str, Any], root: Path
+) -> None:
+    app = root / "app"
+    assert strays(report) == {
+        str(app / ".env"): (".env", 9),
+        str(app / ".env.production"): (".env.*", 9),
+        str(app / "config.key"): ("*.key", 0),
+        str(app / ".git"): (".git", len("ref: refs/heads/main\n") + 10 + len(GIT_ENV)),  # whole tree, once
+        str(app / "deploy.pem"): ("private key", len(PEM_KEY)),
+        str(app / "tests"): (f"{root}/app/tests", len("def test_x():\n    pass\n")),
+        str(root / "hostvenv"): ("host virtual environment", tree_bytes(root / "hostvenv")),
+    }
+    assert report["errors"] == []
+
+
+def test_names_inside_site_packages_and_excluded_dirs_are_not_reported(
+    report: dict[str, Any], root: Path
+) -> None:
+    paths = set(strays(report))
+    site = root / "hostvenv" / "lib" / "python3.12" / "site-packages"
+    assert str(site / "demo_pkg" / ".env") not in paths
+    assert str(site / "demo_pkg" / "testdata" / "server.pem") not in paths
+    assert str(root / "skipped" / ".env") not in paths
+    assert str(root / "app" / "ssl_helpers.py") not in paths  # names the marker, holds no key
+    assert not any(p.startswith(str(root / "app" / "loop")) for p in paths)  # symlink not followed
+
+
+def test_host_venv_is_an_inactive_environment_with_a_missing_interpreter(
+    report: dict[str, Any], root: Path
+) -> None:
+    env = environment(report, root / "hostvenv" / "lib" / "python3.12" / "site-packages")
+    assert env["active"] is False
+    assert env["venv_root"] == str(root / "hostvenv")
+    assert env["interpreter_ok"] is False
+    assert env["error"] is None
+    good = environment(report, root / "goodvenv" / "lib" / "python3.11" / "site-packages")
+    assert (good["venv_root"], good["interpreter_ok"], good["distributions"]) == (
+        str(root / "goodvenv"),
+        True,
+        [],
+    )
+
+
+def test_distribution_size_counts_record_files_and_their_bytecode(report: dict[str, Any], root: Path) -> None:
+    site = root / "hostvenv" / "lib" / "python3.12" / "site-packages"
+    env = environment(report, site)
+    record_size = len((site / "Demo_Pkg.Extra-1.2.3.dist-info" / "RECORD").read_bytes())
+    assert env["distributions"] == [
+        {
+            "name": "demo-pkg-extra",  # PEP 503 normalized
+            "version": "1.2.3",
+            # __init__.py + util.py + METADATA + RECORD + their two .pyc; not the orphan .pyc
+            "size": 100 + 50 + len(METADATA) + record_size + 30 + 20,
+            "files": 6,
+            "missing": 1,  # demo_pkg/missing.py counts 0 bytes
+            "error": None,
+        }
+    ]
+
+
+def test_the_running_interpreters_site_packages_come_first_and_active(
+    report: dict[str, Any],
+) -> None:
+    first = report["environments"][0]
+    assert first["active"] is True
+    assert os.path.realpath(first["path"]) == os.path.realpath(sysconfig.get_paths()["purelib"])
+    assert "pytest" in {d["name"] for d in first["distributions"]}
+    assert [e["active"] for e in report["environments"]][-2:] == [False, False]
+
+
+def test_imports_run_in_subprocesses_and_report_the_error_line(report: dict[str, Any]) -> None:
+    ok, missing = report["imports"]
+    assert (ok["module"], ok["ok"], ok["error"], ok["timed_out"]) == ("json", True, None, False)
+    assert missing["module"] == "no_such_module_xyz"
+    assert missing["ok"] is False
+    assert missing["error"] == "ModuleNotFoundError: No module named 'no_such_module_xyz'"
+    assert ok["seconds"] > 0
+
+
+def test_a_hanging_command_times_out(report: dict[str, Any]) -> None:
+    sleeper = report["commands"][0]
+    assert sleeper["timed_out"] is True
+    assert sleeper["returncode"] is None
+    assert sleeper["error"] is None
+    assert 0.5 <= sleeper["seconds"] < 2.0
+
+
+def test_a_missing_executable_is_an_error_not_a_crash(report: dict[str, Any]) -> None:
+    missing = report["commands"][1]
+    assert missing["error"] == "executable not found: /nonexistent/definitely-not-here"
+    assert (missing["returncode"], missing["timed_out"]) == (None, False)
+
+
+def test_command_output_and_status_are_recorded_and_truncated(report: dict[str, Any]) -> None:
+    done = report["commands"][2]
+    assert (done["returncode"], done["stdout"], done["timed_out"]) == (3, "out\n", False)
+    assert done["stderr"] == "x" * 4000
+    bad = report["commands"][3]
+    assert bad["argv"] is None
+    assert bad["error"].startswith("invalid command spec")
+
+
+def test_python_user_env_and_walk_sections(report: dict[str, Any]) -> None:
+    version = "{}.{}.{}".format(*sys.version_info[:3])
+    assert report["python"]["version"] == version
+    assert report["python"]["executable"] == sys.executable
+    assert report["python"]["in_venv"] is (sys.prefix != sys.base_prefix)
+    assert report["user"]["uid"] == os.getuid()
+    assert report["env"]["PATH"] == os.environ["PATH"]
+    assert report["cwd"] == str(Path.cwd())
+    assert report["walk"]["truncated"] is False
+    assert report["walk"]["files"] > 10
+    assert report["walk"]["dirs"] > 10
+
+
+def test_a_timed_out_command_loses_its_whole_process_group(tmp_path: Path) -> None:
+    # The shell's background child keeps stdout open; only killing the group ends it promptly.
+    started = time.monotonic()
+    result = run_probe(
+        {
+            "walk_roots": [str(tmp_path)],
+            "commands": [{"argv": ["sh", "-c", "sleep 30 & sleep 30; wait"], "timeout": 0.3}],
+        }
+    )
+    (command,) = result["commands"]
+    assert command["timed_out"] is True
+    assert command["seconds"] < 1.5
+    assert time.monotonic() - started < 5
+
+
+def test_deadline_zero_truncates_the_walk(root: Path) -> None:
+    result = run_probe({"walk_roots": [str(root)], "forbidden_names": FORBIDDEN_NAMES, "deadline_seconds": 0})
+    assert result["walk"]["truncated"] is True
+    assert (result["walk"]["files"], result["walk"]["dirs"]) == (0, 0)
+    assert result["stray_files"] == []
+    assert result["errors"] == []
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [("{not json", "spec: not JSON: "), ("[1, 2]", "spec: expected a JSON object, got list")],
+)
+def test_a_bad_spec_is_reported_and_nothing_costly_runs(document: str, error: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", probe.source(), document],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    result = json.loads(done.stdout)
+    assert len(result["errors"]) == 1
+    assert result["errors"][0].startswith(error)
+    assert result["python"]["version"] == "{}.{}.{}".format(*sys.version_info[:3])
+    assert result["walk"] == {
+        "files": 0,
+        "dirs": 0,
+        "unreadable": 0,
+        "seconds": result["walk"]["seconds"],
+        "truncated": False,
+    }
+
+
+def test_unknown_or_mistyped_spec_keys_are_reported(tmp_path: Path) -> None:
+    result = run_probe({"walk_roots": [str(tmp_path)], "imports": "json", "bogus": 1})
+    assert result["imports"] == []
+    assert sorted(result["errors"]) == [
+        "spec: ignored 'bogus': unknown key or bad value 1",
+        "spec: ignored 'imports': unknown key or bad value 'json'",
+    ]
+
+
+def test_source_is_this_modules_file() -> None:
+    assert probe.source() == Path(probe.__file__).read_text(encoding="utf-8")
+
+
+def test_which_resolves_executables_and_their_permissions(tmp_path: Path) -> None:
+    runnable = tmp_path / "runnable"
+    runnable.write_text("#!/bin/sh\n")
+    runnable.chmod(0o755)
+    plain = tmp_path / "plain"
+    plain.write_text("data")
+    answer = run_probe({"walk_roots": [], "which": ["sh", str(runnable), str(plain), "no-such-tool-xyz"]})
+    assert answer["which"]["sh"]["executable"] is True
+    assert answer["which"][str(runnable)] == {"path": str(runnable), "executable": True}
+    assert answer["which"][str(plain)] == {"path": str(plain), "executable": False}
+    assert answer["which"]["no-such-tool-xyz"] == {"path": None, "executable": False}
