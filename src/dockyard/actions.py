@@ -3,8 +3,11 @@ thin doors over these functions."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import humanize
 from rich.console import Console
@@ -12,8 +15,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from dockyard import build as builds
-from dockyard import config, engine, lock
+from dockyard import config, engine, git, lock, report
 from dockyard.build import BuildResult
+from dockyard.errors import BuildFailed, ChecksFailed
+from dockyard.results import Report
+from dockyard.verify import VerifyOptions, build_failed_report, selected_checks, verify_image
 
 
 @dataclass(frozen=True)
@@ -24,12 +30,28 @@ class BuildOptions:
     target: str | None = None
     platform: str | None = None
     quiet: bool = False
+    clean_checkout: bool = False  # build the committed tree (HEAD), not the working tree
 
 
 def build_image(settings: config.Settings, options: BuildOptions, console: Console) -> BuildResult:
     """Build the project's image and print a summary."""
+    if options.clean_checkout:
+        with tempfile.TemporaryDirectory(prefix="dockyard-head-") as scratch:
+            root = Path(scratch)
+            git.export_head(settings.project_dir, root)
+            console.print(f"building the committed tree (HEAD) from {root}", markup=False)
+            state = git.state(settings.project_dir)
+            clean = replace(options, clean_checkout=False)
+            return _build(settings.relocated(root), clean, console, replace(state, dirty=False))
+    return _build(settings, options, console, None)
+
+
+def _build(
+    settings: config.Settings, options: BuildOptions, console: Console, state: git.GitState | None
+) -> BuildResult:
     request = builds.request_for(
         settings,
+        state=state,
         tags=options.tags,
         build_args=options.build_args,
         no_cache=options.no_cache,
@@ -58,6 +80,53 @@ def build_image(settings: config.Settings, options: BuildOptions, console: Conso
     table.add_row("time", f"{result.seconds:.1f}s")
     console.print("[bold green]built[/]")
     console.print(table)
+    return result
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    image: str | None = None  # None: build the project's image first
+    skip: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    json_path: Path | None = None
+    junit_path: Path | None = None
+    markdown_path: Path | None = None
+    quiet_build: bool = True
+
+
+def verify(settings: config.Settings, request: VerifyRequest, console: Console) -> Report:
+    """Run the image checklist (building first unless an image is given); raise when any check fails."""
+    options = VerifyOptions(skip=request.skip, only=request.only)
+    selected_checks(settings, options)  # reject unknown ids before a long build
+    built = None
+    ref = request.image
+    result: Report | None = None
+    if ref is None:
+        build_options = BuildOptions(quiet=request.quiet_build, clean_checkout=settings.verify.clean_checkout)
+        try:
+            built = build_image(settings, build_options, console)
+            ref = built.tags[0]
+        except BuildFailed as exc:
+            result = build_failed_report(settings, exc, options)
+            ref = settings.image
+    if result is None:
+        docker = engine.connect(settings.docker)
+        result = verify_image(docker, settings, ref or settings.image, replace(options, build=built))
+    report.render_table(result, console)
+    written = report.write_outputs(
+        result,
+        json_path=request.json_path,
+        junit_path=request.junit_path,
+        markdown_path=request.markdown_path,
+    )
+    for path in written:
+        console.print(f"wrote {path}", markup=False)
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        with Path(summary).open("a") as handle:
+            handle.write(report.to_markdown(result))
+    if not result.ok:
+        failed = [r.check_id for r in result.results if r.failed]
+        raise ChecksFailed(f"{len(failed)} check(s) failed on {ref}: {', '.join(failed)}")
     return result
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockyard import git, process
+from dockyard import git, images, process
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, BuildkitPath, Cli, Engine
 from dockyard.errors import BuildFailed, UsageError
@@ -43,6 +43,22 @@ class Step:
     name: str  # e.g. "[builder 3/7] RUN uv sync ..."
     cached: bool
     error: bool
+    log: tuple[str, ...] = ()  # the step's own output lines
+
+    @property
+    def installed_packages(self) -> int:
+        """How many Python packages this step installed, from uv's or pip's own summary."""
+        count = 0
+        for line in self.log:
+            if match := _UV_INSTALLED.search(line):
+                count += int(match.group(1))
+            elif match := _PIP_INSTALLED.search(line):
+                count += len(match.group(1).split())
+        return count
+
+
+_UV_INSTALLED = re.compile(r"\bInstalled (\d+) packages? in ")
+_PIP_INSTALLED = re.compile(r"\bSuccessfully installed (.+)$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,7 @@ class BuildResult:
     size: int
     steps: tuple[Step, ...]
     output: str
+    layers: tuple[tuple[str, int], ...] = ()  # (diff_id, size) of the image's layers, oldest first
 
     @property
     def cached_steps(self) -> int:
@@ -185,6 +202,7 @@ def parse_steps(output: str) -> tuple[Step, ...]:
     names: dict[int, str] = {}
     cached: set[int] = set()
     errors: set[int] = set()
+    logs: dict[int, list[str]] = {}
     for line in output.splitlines():
         match = _STEP_LINE.match(line)
         if not match:
@@ -196,8 +214,10 @@ def parse_steps(output: str) -> tuple[Step, ...]:
             cached.add(number)
         elif text.startswith("ERROR"):
             errors.add(number)
+        else:
+            logs.setdefault(number, []).append(text)
     return tuple(
-        Step(n, names[n], n in cached, n in errors)
+        Step(n, names[n], n in cached, n in errors, tuple(logs.get(n, ())))
         for n in sorted(names)
         if names[n].startswith("[") and not names[n].startswith("[internal]")
     )
@@ -241,14 +261,15 @@ def build(
                 argv=argv, returncode=done.returncode, output=detail,
             )  # fmt: skip
         image_id = iidfile.read_text().strip()
-    size = int(engine.image(image_id).attrs.get("Size", 0))
+    info = images.inspect_image(engine, image_id)
     return BuildResult(
         image_id=image_id,
         tags=request.tags,
         seconds=seconds,
-        size=size,
+        size=info.size,
         steps=parse_steps(done.stdout),
         output=done.stdout,
+        layers=tuple((layer.diff_id, layer.size) for layer in info.layers()),
     )
 
 

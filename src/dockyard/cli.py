@@ -82,6 +82,15 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--platform")
     build.add_argument("--quiet", action="store_true", help="no live build progress")
 
+    verify = commands.add_parser("verify", help="run the image checklist (builds first unless --image)")
+    verify.add_argument("--image", help="verify this image instead of building the project's")
+    verify.add_argument("--skip", action="append", default=[], metavar="ID", help="check to skip")
+    verify.add_argument("--only", action="append", default=[], metavar="ID", help="only this check")
+    verify.add_argument("--json", type=Path, metavar="PATH")
+    verify.add_argument("--junit", type=Path, metavar="PATH")
+    verify.add_argument("--markdown", type=Path, metavar="PATH")
+    verify.add_argument("--show-build", action="store_true", help="show the live build progress")
+
     lock_cmd = commands.add_parser("lock", help="uv lock; --check fails when stale or uncommitted")
     lock_cmd.add_argument("--check", action="store_true")
     return top
@@ -119,6 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 quiet=args.quiet,
             )
             actions.build_image(settings, options, console)
+        elif args.command == "verify":
+            request = actions.VerifyRequest(
+                image=args.image,
+                skip=tuple(args.skip),
+                only=tuple(args.only),
+                json_path=args.json,
+                junit_path=args.junit,
+                markdown_path=args.markdown,
+                quiet_build=not args.show_build,
+            )
+            actions.verify(settings, request, console)
         elif args.command == "lock":
             actions.update_lock(settings, check=args.check, console=console)
 

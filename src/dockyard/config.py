@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,15 @@ class Settings:
     verify: VerifySettings = field(default_factory=VerifySettings)
     size: SizeSettings = field(default_factory=SizeSettings)
     compose: ComposeSettings = field(default_factory=ComposeSettings)
+
+    def relocated(self, root: Path) -> Settings:
+        """The same settings for a copy of the project at `root` (a scratch or clean checkout)."""
+        return replace(
+            self,
+            project_dir=root,
+            context=root / self.context.relative_to(self.project_dir),
+            dockerfile=root / self.dockerfile.relative_to(self.project_dir),
+        )
 
     @property
     def package(self) -> str:

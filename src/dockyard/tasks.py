@@ -82,6 +82,39 @@ def build(
     actions.build_image(_settings(c), options, Console(highlight=False))
 
 
+@task(
+    iterable=["skip", "only"],
+    help={
+        "image": "verify this image instead of building the project's",
+        "skip": "check id to skip (repeatable)",
+        "only": "run only this check id (repeatable)",
+        "json": "write the results as JSON to this path",
+        "junit": "write JUnit XML to this path",
+        "markdown": "write a Markdown summary to this path",
+    },
+)
+@_door
+def verify(
+    c: Context,
+    image: str | None = None,
+    skip: list[str] | None = None,
+    only: list[str] | None = None,
+    json: str | None = None,
+    junit: str | None = None,
+    markdown: str | None = None,
+) -> None:
+    """Run the image checklist on the project's image (built first) or on --image."""
+    request = actions.VerifyRequest(
+        image=image,
+        skip=tuple(skip or ()),
+        only=tuple(only or ()),
+        json_path=Path(json) if json else None,
+        junit_path=Path(junit) if junit else None,
+        markdown_path=Path(markdown) if markdown else None,
+    )
+    actions.verify(_settings(c), request, Console(highlight=False))
+
+
 @task(help={"check": "fail unless uv.lock is current and committed (no changes made)"})
 @_door
 def lock(c: Context, check: bool | None = None) -> None:
@@ -89,5 +122,5 @@ def lock(c: Context, check: bool | None = None) -> None:
     actions.update_lock(_settings(c), check=_option(c, "check", check), console=Console())
 
 
-ns = Collection(build, lock)
+ns = Collection(build, lock, verify)
 ns.configure({"dockyard": {"project": None, "no_cache": False, "quiet": False, "check": False}})
