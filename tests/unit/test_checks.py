@@ -1,0 +1,254 @@
+"""The checks as pure functions, on facts recorded from dockyard's own image."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard import checks, config, lock, verify
+from dockyard.checks import CacheOutcome, Facts, HealthOutcome
+from dockyard.imagefs import ExportScan, LayerScan, NeedleHit
+from dockyard.images import ImageInfo
+from dockyard.results import Outcome
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def facts() -> Facts:
+    recorded = json.loads((DATA / "dockyard-image.json").read_text())
+    probe = json.loads((DATA / "dockyard-probe.json").read_text())
+    settings = config.load(ROOT, environ={"DOCKYARD_MACHINE_FILE": "/nonexistent"})
+    image = ImageInfo.from_inspect("dockyard:0.1.0", recorded["attrs"], recorded["history"])
+    locked = lock.locked_sets(
+        ROOT / "uv.lock", "dockyard", environment=lock.marker_environment(probe["python"]["version"])
+    )
+    return Facts(settings=settings, image=image, probe=probe, locked=locked)
+
+
+def with_image(facts: Facts, **changes: Any) -> Facts:
+    return dataclasses.replace(facts, image=dataclasses.replace(facts.image, **changes))
+
+
+def with_verify(facts: Facts, **changes: Any) -> Facts:
+    verify_settings = dataclasses.replace(facts.settings.verify, **changes)
+    return dataclasses.replace(facts, settings=dataclasses.replace(facts.settings, verify=verify_settings))
+
+
+def active_dists(facts: Facts) -> list[dict[str, Any]]:
+    assert facts.probe is not None
+    dists: list[dict[str, Any]] = facts.probe["environments"][0]["distributions"]
+    return dists
+
+
+@pytest.mark.parametrize(
+    "judge",
+    [
+        checks.check_non_root,
+        checks.check_size,
+        checks.check_no_dev_packages,
+        checks.check_locked_runtime,
+        checks.check_imports,
+        checks.check_smoke,
+        checks.check_runtime_env,
+        checks.check_no_stray_files,
+    ],
+)
+def test_recorded_project_image_passes(facts: Facts, judge: Any) -> None:
+    verdict = judge(facts)
+    assert verdict.outcome is Outcome.PASS, verdict.evidence
+
+
+@pytest.mark.parametrize(
+    ("user", "evidence"),
+    [
+        ("", "no USER in the image"),
+        ("root", "USER root is root"),
+        ("0", "USER 0 is root"),
+        ("0:0", "USER 0:0 is root"),
+        ("root:app", "USER root:app is root"),
+    ],
+)
+def test_non_root_rejects_root_users(facts: Facts, user: str, evidence: str) -> None:
+    verdict = checks.check_non_root(with_image(facts, user=user))
+    assert verdict.outcome is Outcome.FAIL
+    assert evidence in verdict.evidence
+
+
+def test_non_root_rejects_a_name_that_resolves_to_uid_0(facts: Facts) -> None:
+    probe = copy.deepcopy(dict(facts.probe or {}))
+    probe["user"]["uid"] = 0
+    verdict = checks.check_non_root(dataclasses.replace(facts, probe=probe))
+    assert verdict.outcome is Outcome.FAIL
+    assert "resolves to uid 0" in verdict.evidence
+
+
+def test_non_root_accepts_the_expected_uid_or_name(facts: Facts) -> None:
+    assert checks.check_non_root(with_verify(facts, user="10001")).outcome is Outcome.PASS
+    assert checks.check_non_root(with_verify(facts, user="app")).outcome is Outcome.PASS
+    assert checks.check_non_root(with_verify(facts, user="web")).outcome is Outcome.FAIL
+
+
+def test_size_reports_the_margin_both_ways(facts: Facts) -> None:
+    assert "to spare" in checks.check_size(facts).evidence
+    small = dataclasses.replace(facts, settings=dataclasses.replace(facts.settings, size_budget=100_000_000))
+    verdict = checks.check_size(small)
+    assert verdict.outcome is Outcome.FAIL
+    assert verdict.evidence == "146.8 MB is 46.8 MB over the 100.0 MB budget"
+
+
+def test_dev_package_in_any_environment_fails(facts: Facts) -> None:
+    assert facts.probe is not None
+    facts.probe["environments"][2]["distributions"].append(
+        {"name": "mypy", "version": "2.4.1", "size": 1, "files": 1}
+    )
+    verdict = checks.check_no_dev_packages(facts)
+    assert verdict.outcome is Outcome.FAIL
+    assert "mypy 2.4.1 in /usr/local/lib/python3.13/dist-packages" in verdict.evidence
+
+
+def test_extra_dev_package_names_come_from_config(facts: Facts) -> None:
+    active_dists(facts).append({"name": "ipython", "version": "9.0", "size": 1, "files": 1})
+    assert checks.check_no_dev_packages(facts).outcome is Outcome.PASS  # not in uv.lock's dev set
+    assert checks.check_no_dev_packages(with_verify(facts, dev_packages=("IPython",))).outcome is Outcome.FAIL
+
+
+def test_locked_runtime_reports_missing_extra_and_mismatched(facts: Facts) -> None:
+    dists = active_dists(facts)
+    dists[:] = [d for d in dists if d["name"] != "rich"]
+    next(d for d in dists if d["name"] == "humanize")["version"] = "0.0.1"
+    dists.append({"name": "left-pad", "version": "1.0", "size": 1, "files": 1})
+    dists.append({"name": "pip", "version": "25.0", "size": 1, "files": 1})  # installers are fine
+    verdict = checks.check_locked_runtime(facts)
+    assert verdict.outcome is Outcome.FAIL
+    assert "missing: rich" in verdict.evidence
+    assert "not in uv.lock: left-pad" in verdict.evidence
+    assert "mismatched: humanize 0.0.1 (locked" in verdict.evidence
+    assert "pip" not in verdict.evidence
+
+
+def test_imports_and_smoke_fail_on_recorded_errors(facts: Facts) -> None:
+    assert facts.probe is not None
+    facts.probe["imports"] = [{"module": "dockyard", "ok": False, "error": "ImportError: boom"}]
+    facts.probe["commands"] = [{"argv": ["dockyard", "--version"], "returncode": 0, "stdout": "dockyard 9"}]
+    assert checks.check_imports(facts).evidence == "dockyard: ImportError: boom"
+    smoke = checks.check_smoke(facts)
+    assert smoke.outcome is Outcome.FAIL
+    assert "expected 'dockyard 0.1.0'" in smoke.evidence
+    facts.probe["commands"] = [{"argv": ["dockyard"], "returncode": None, "timed_out": True}]
+    assert "did not finish within 30 s" in checks.check_smoke(facts).evidence
+
+
+def test_runtime_env_rejects_shell_form_and_missing_settings(facts: Facts) -> None:
+    env = {**facts.image.env, "PATH": "/usr/bin:/app/.venv/bin"}
+    del env["PYTHONDONTWRITEBYTECODE"]
+    broken = with_image(facts, env=env, entrypoint=None, cmd=("/bin/sh", "-c", "dockyard serve"))
+    verdict = checks.check_runtime_env(broken)
+    assert verdict.outcome is Outcome.FAIL
+    assert "PYTHONDONTWRITEBYTECODE=<unset> (expected 1)" in verdict.evidence
+    assert "/app/.venv/bin is not first on PATH" in verdict.evidence
+    assert "CMD is shell form" in verdict.evidence
+
+
+def test_stray_files_fail_and_a_truncated_walk_is_an_error(facts: Facts) -> None:
+    assert facts.probe is not None
+    facts.probe["stray_files"] = [{"path": "/app/.env", "reason": ".env", "size": 12}]
+    verdict = checks.check_no_stray_files(facts)
+    assert verdict.outcome is Outcome.FAIL
+    assert "/app/.env (.env, 12 Bytes)" in verdict.evidence
+    facts.probe["stray_files"] = []
+    facts.probe["walk"]["truncated"] = True
+    assert checks.check_no_stray_files(facts).outcome is Outcome.ERROR
+
+
+def _export(hits: list[NeedleHit], layers: int = 5) -> ExportScan:
+    scans = [LayerScan(f"{i}/layer.tar", f"sha256:{i:064d}", 0, {}, [], []) for i in range(layers)]
+    return ExportScan(layers=scans, config={}, repo_tags=[], hits=hits, seconds=0.0, bytes_read=0)
+
+
+def test_build_secrets_in_env_labels_or_added_layers_fail(facts: Facts) -> None:
+    secret = b"-----BEGIN CERTIFICATE-----\nMIIproxyCA\n-----END CERTIFICATE-----\n"
+    base = dataclasses.replace(facts.image, diff_ids=facts.image.diff_ids[:1])
+    clean = dataclasses.replace(facts, secrets={"ca_bundle": secret}, export=_export([]), base=base)
+    assert checks.check_no_build_secrets(clean).outcome is Outcome.PASS
+    in_base = NeedleHit("ca_bundle", 0, "sha256:0", "etc/ssl/certs/ca-certificates.crt")
+    assert checks.check_no_build_secrets(dataclasses.replace(clean, export=_export([in_base]))).outcome is (
+        Outcome.PASS
+    )
+    added = NeedleHit("ca_bundle", 3, "sha256:" + "3" * 64, "app/ca.pem")
+    verdict = checks.check_no_build_secrets(dataclasses.replace(clean, export=_export([added])))
+    assert verdict.outcome is Outcome.FAIL
+    assert "file /app/ca.pem holds ca_bundle" in verdict.evidence
+    env = {**facts.image.env, "SSL_CERT_FILE": "/run/secrets/ca_bundle"}
+    verdict = checks.check_no_build_secrets(with_image(clean, env=env))
+    assert "ENV SSL_CERT_FILE holds or points at secret ca_bundle" in verdict.evidence
+    labels = {**facts.image.labels, "ca": secret.decode()}
+    assert "LABEL ca holds secret" in checks.check_no_build_secrets(with_image(clean, labels=labels)).evidence
+
+
+def _cache(after_size: int, reinstalled: tuple[tuple[str, int], ...] = ()) -> CacheOutcome:
+    before = (("sha256:a", 100), ("sha256:b", 30_000_000), ("sha256:c", 200_000))
+    after = (("sha256:a", 100), ("sha256:b", 30_000_000), ("sha256:d", after_size))
+    return CacheOutcome("src/dockyard/__init__.py", before, after, reinstalled)
+
+
+def test_layer_cache_passes_when_only_the_project_layer_changes(facts: Facts) -> None:
+    verdict = checks.check_layer_cache(dataclasses.replace(facts, cache=_cache(200_010)))
+    assert verdict.outcome is Outcome.PASS
+    assert verdict.evidence == (
+        "after changing src/dockyard/__init__.py: 1 of 3 layers changed (200.0 kB), 2 reused by digest"
+    )
+
+
+def test_layer_cache_fails_on_reinstalled_dependencies_or_big_changes(facts: Facts) -> None:
+    rerun = _cache(200_010, (("[deps 5/5] RUN uv sync --locked", 24),))
+    verdict = checks.check_layer_cache(dataclasses.replace(facts, cache=rerun))
+    assert verdict.outcome is Outcome.FAIL
+    assert "dependencies were installed again (24 packages" in verdict.evidence
+    verdict = checks.check_layer_cache(dataclasses.replace(facts, cache=_cache(40_000_000)))
+    assert verdict.outcome is Outcome.FAIL
+    assert "ships more than 10.0 MB" in verdict.evidence
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "evidence"),
+    [
+        ("healthy", Outcome.PASS, "healthy after 1.5s"),
+        ("unhealthy", Outcome.FAIL, "unhealthy after 1.5s"),
+        ("exited", Outcome.FAIL, "exited (3) before it was healthy"),
+        ("starting", Outcome.FAIL, "not healthy within 60s"),
+    ],
+)
+def test_healthcheck_outcomes(facts: Facts, status: str, outcome: Outcome, evidence: str) -> None:
+    service = dataclasses.replace(facts.settings, service=True)
+    healthcheck = {"Test": ["CMD", "python", "-c", "ping()"], "Interval": 30_000_000_000}
+    image = dataclasses.replace(facts.image, healthcheck=healthcheck)
+    health = HealthOutcome(status=status, seconds=1.5, log=("exit 1: refused",), exit_code=3)
+    verdict = checks.check_healthcheck(
+        dataclasses.replace(facts, settings=service, image=image, health=health)
+    )
+    assert verdict.outcome is outcome
+    assert evidence in verdict.evidence
+
+
+def test_a_check_whose_facts_could_not_be_gathered_is_an_error(facts: Facts) -> None:
+    facts.errors["probe"] = "no Python to probe the image with"
+    by_id = {c.id: c for c in checks.CHECKS}
+    result = verify._judge(by_id["imports"], facts)
+    assert result.outcome is Outcome.ERROR
+    assert result.evidence == "probe: no Python to probe the image with"
+    facts.errors["lock_status"] = "uv.lock is not tracked by git: run `git add uv.lock` and commit it"
+    assert verify._judge(by_id["lock-current"], facts).outcome is Outcome.FAIL
+
+
+def test_unknown_check_ids_are_rejected(facts: Facts) -> None:
+    from dockyard.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown check id"):
+        verify.selected_checks(facts.settings, verify.VerifyOptions(skip=("non-rot",)))
