@@ -200,9 +200,7 @@ class Engine:
             try:
                 made.start()
             except docker.errors.APIError as exc:
-                raise EngineUnavailable(
-                    f"starting a container of {image}: {_first_line(exc)}"
-                ) from None
+                raise EngineUnavailable(f"starting a container of {image}: {_first_line(exc)}") from None
             try:
                 status = made.wait(timeout=timeout)
             except Exception as exc:  # requests' ReadTimeout and friends

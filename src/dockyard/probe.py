@@ -42,8 +42,8 @@ import json
 import os
 import platform
 import re
-import signal
 import shutil
+import signal
 import site
 import subprocess
 import sys
@@ -223,7 +223,7 @@ def which(names: list[str]) -> dict[str, Any]:
     """Where each executable resolves on this PATH (or as an absolute path), and whether it runs."""
     found: dict[str, Any] = {}
     for name in names:
-        path = name if os.path.isabs(name) else shutil.which(name)
+        path = name if os.path.isabs(name) else shutil.which(name)  # noqa: PTH117
         exists = path is not None and os.path.isfile(path)
         found[name] = {
             "path": path if exists else None,

@@ -12,6 +12,7 @@ import pytest
 
 from dockyard import checks, config, lock, verify
 from dockyard.checks import CacheOutcome, Facts, HealthOutcome
+from dockyard.errors import UsageError
 from dockyard.imagefs import ExportScan, LayerScan, NeedleHit
 from dockyard.images import ImageInfo
 from dockyard.results import Outcome
@@ -41,9 +42,14 @@ def with_verify(facts: Facts, **changes: Any) -> Facts:
     return dataclasses.replace(facts, settings=dataclasses.replace(facts.settings, verify=verify_settings))
 
 
+def probe_of(facts: Facts) -> dict[str, Any]:
+    """The recorded probe answer, as the mutable dict the fixture loaded."""
+    assert isinstance(facts.probe, dict)
+    return facts.probe
+
+
 def active_dists(facts: Facts) -> list[dict[str, Any]]:
-    assert facts.probe is not None
-    dists: list[dict[str, Any]] = facts.probe["environments"][0]["distributions"]
+    dists: list[dict[str, Any]] = probe_of(facts)["environments"][0]["distributions"]
     return dists
 
 
@@ -104,8 +110,7 @@ def test_size_reports_the_margin_both_ways(facts: Facts) -> None:
 
 
 def test_dev_package_in_any_environment_fails(facts: Facts) -> None:
-    assert facts.probe is not None
-    facts.probe["environments"][2]["distributions"].append(
+    probe_of(facts)["environments"][2]["distributions"].append(
         {"name": "mypy", "version": "2.4.1", "size": 1, "files": 1}
     )
     verdict = checks.check_no_dev_packages(facts)
@@ -134,14 +139,15 @@ def test_locked_runtime_reports_missing_extra_and_mismatched(facts: Facts) -> No
 
 
 def test_imports_and_smoke_fail_on_recorded_errors(facts: Facts) -> None:
-    assert facts.probe is not None
-    facts.probe["imports"] = [{"module": "dockyard", "ok": False, "error": "ImportError: boom"}]
-    facts.probe["commands"] = [{"argv": ["dockyard", "--version"], "returncode": 0, "stdout": "dockyard 9"}]
+    probe_of(facts)["imports"] = [{"module": "dockyard", "ok": False, "error": "ImportError: boom"}]
+    probe_of(facts)["commands"] = [
+        {"argv": ["dockyard", "--version"], "returncode": 0, "stdout": "dockyard 9"}
+    ]
     assert checks.check_imports(facts).evidence == "dockyard: ImportError: boom"
     smoke = checks.check_smoke(facts)
     assert smoke.outcome is Outcome.FAIL
     assert "expected 'dockyard 0.1.0'" in smoke.evidence
-    facts.probe["commands"] = [{"argv": ["dockyard"], "returncode": None, "timed_out": True}]
+    probe_of(facts)["commands"] = [{"argv": ["dockyard"], "returncode": None, "timed_out": True}]
     assert "did not finish within 30 s" in checks.check_smoke(facts).evidence
 
 
@@ -157,13 +163,12 @@ def test_runtime_env_rejects_shell_form_and_missing_settings(facts: Facts) -> No
 
 
 def test_stray_files_fail_and_a_truncated_walk_is_an_error(facts: Facts) -> None:
-    assert facts.probe is not None
-    facts.probe["stray_files"] = [{"path": "/app/.env", "reason": ".env", "size": 12}]
+    probe_of(facts)["stray_files"] = [{"path": "/app/.env", "reason": ".env", "size": 12}]
     verdict = checks.check_no_stray_files(facts)
     assert verdict.outcome is Outcome.FAIL
     assert "/app/.env (.env, 12 Bytes)" in verdict.evidence
-    facts.probe["stray_files"] = []
-    facts.probe["walk"]["truncated"] = True
+    probe_of(facts)["stray_files"] = []
+    probe_of(facts)["walk"]["truncated"] = True
     assert checks.check_no_stray_files(facts).outcome is Outcome.ERROR
 
 
@@ -248,7 +253,5 @@ def test_a_check_whose_facts_could_not_be_gathered_is_an_error(facts: Facts) -> 
 
 
 def test_unknown_check_ids_are_rejected(facts: Facts) -> None:
-    from dockyard.errors import UsageError
-
     with pytest.raises(UsageError, match="unknown check id"):
         verify.selected_checks(facts.settings, verify.VerifyOptions(skip=("non-rot",)))
