@@ -18,6 +18,11 @@ from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
 EXIT_INTERRUPTED = 130
 
 
+def make_console() -> Console:
+    """The console for reports: CI logs (no terminal) get 120 columns instead of rich's 80."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
 def error_console() -> Console:
     return Console(stderr=True, highlight=False)
 
@@ -98,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    console = Console(highlight=False)
+    console = make_console()
     namespace: argparse.Namespace | None = None
 
     def parse() -> None:

@@ -17,10 +17,9 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.console import Console
 
 from dockyard import actions, config
-from dockyard.cli import report_error
+from dockyard.cli import make_console, report_error
 from dockyard.errors import DockyardError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,7 +78,7 @@ def build(
         platform=platform,
         quiet=_option(c, "quiet", quiet),
     )
-    actions.build_image(_settings(c), options, Console(highlight=False))
+    actions.build_image(_settings(c), options, make_console())
 
 
 @task(
@@ -112,14 +111,14 @@ def verify(
         junit_path=Path(junit) if junit else None,
         markdown_path=Path(markdown) if markdown else None,
     )
-    actions.verify(_settings(c), request, Console(highlight=False))
+    actions.verify(_settings(c), request, make_console())
 
 
 @task(help={"check": "fail unless uv.lock is current and committed (no changes made)"})
 @_door
 def lock(c: Context, check: bool | None = None) -> None:
     """Run `uv lock`; with --check, fail when uv.lock is stale or not committed."""
-    actions.update_lock(_settings(c), check=_option(c, "check", check), console=Console())
+    actions.update_lock(_settings(c), check=_option(c, "check", check), console=make_console())
 
 
 ns = Collection(build, lock, verify)
