@@ -1,0 +1,276 @@
+"""compose-build and verify-compose against the real engine and the real `docker compose`."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from dockyard import build, compose, config, engine
+from dockyard.cli import run_boundary
+from dockyard.errors import UsageError
+from dockyard.results import Outcome
+from dockyard.verify import VerifyOptions
+from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
+
+EXAMPLE = ROOT / "examples" / "worker-stack"
+
+
+def options(name: str, **extra: Any) -> compose.ComposeOptions:
+    """Test images get a project name of their own and the label the session cleanup removes."""
+    return compose.ComposeOptions(
+        project_name=f"dockyard-test-{TEST_RUN}-{name}",
+        labels={LABEL_TEST_RUN: TEST_RUN},
+        quiet=True,
+        **extra,
+    )
+
+
+class Counter:
+    """Wraps a function and records each call that returned (a container that could not start, for
+    want of `python` in a stand-in base, did not run a check)."""
+
+    def __init__(self, wrapped: Callable[..., Any]) -> None:
+        self.wrapped = wrapped
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.wrapped(*args, **kwargs)
+        self.calls.append(args)
+        return result
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> Counter:
+    counter = Counter(build.build)
+    monkeypatch.setattr(build, "build", counter)
+    return counter
+
+
+@pytest.fixture
+def containers(monkeypatch: pytest.MonkeyPatch, docker: engine.Engine) -> Counter:
+    counter = Counter(docker.run_once)
+    monkeypatch.setattr(docker, "run_once", counter)
+    return counter
+
+
+def quiet_console() -> Console:
+    return Console(file=open("/dev/null", "w"), width=200)  # noqa: PTH123 - discarded output
+
+
+# --- the example stack: one image for web, worker and scheduler -------------------------------------
+
+
+def test_example_builds_its_shared_image_once_and_every_command_runs(
+    docker: engine.Engine, builds: Counter, containers: Counter
+) -> None:
+    settings = config.load(EXAMPLE)
+    stack = compose.compose_build(docker, settings, console=quiet_console(), options=options("example"))
+
+    assert len(builds.calls) == 1, "three services with one `build:` must be built once"
+    assert [s.service for s in stack.services] == ["scheduler", "web", "worker"]  # Compose's order
+    assert len({s.image_id for s in stack.services}) == 1
+    for item in stack.services:
+        assert docker.image(item.image).id == stack.builds[0].image_id
+    assert [s.built_for for s in stack.services] == ["web", "web", "web"]
+
+    results = compose.check_commands(docker, stack)
+    assert len(containers.calls) == 1, "one container checks every service of an image"
+    by_service = {r.subject: r for r in results}
+    assert all(r.outcome is Outcome.PASS for r in results), [r.evidence for r in results]
+    assert by_service["web"].evidence == "uvicorn -> /app/.venv/bin/uvicorn (runnable by uid 10001 (app))"
+    assert by_service["worker"].evidence.startswith(
+        "worker-stack-worker -> /app/.venv/bin/worker-stack-worker"
+    )
+    assert by_service["scheduler"].evidence.startswith("worker-stack-scheduler -> /app/.venv/bin/")
+
+
+def test_verify_compose_reports_services_and_the_image_in_one_table(docker: engine.Engine) -> None:
+    settings = config.load(EXAMPLE)
+    report = compose.verify_compose(
+        docker,
+        settings,
+        console=quiet_console(),
+        options=options("verify"),
+        checks=VerifyOptions(skip=("lock-current",)),  # uv.lock's commit state is the repository's business
+    )
+    image = f"dockyard-test-{TEST_RUN}-verify-web:latest"
+    subjects = {r.subject for r in report.results}
+    assert subjects == {"web", "worker", "scheduler", image}
+    assert [r.check_id for r in report.results if r.subject == "worker"] == ["built", "command"]
+    assert {r.check_id for r in report.results if r.subject == image} >= {
+        "non-root",
+        "healthcheck",
+        "imports",
+    }
+    assert report.meta["builds"] == "1"
+    assert report.ok, [(r.subject, r.check_id, r.evidence) for r in report.results if r.failed]
+
+
+def test_verify_compose_runs_only_the_checks_asked_for(docker: engine.Engine, containers: Counter) -> None:
+    settings = config.load(EXAMPLE)
+    with pytest.raises(UsageError, match="unknown check id"):
+        compose.verify_compose(
+            docker, settings, console=quiet_console(), checks=VerifyOptions(skip=("comand",))
+        )
+    report = compose.verify_compose(
+        docker,
+        settings,
+        console=quiet_console(),
+        options=options("only"),
+        checks=VerifyOptions(only=("command",)),
+    )
+    assert {r.check_id for r in report.results} == {"built", "command"}
+    assert len(containers.calls) == 1
+    assert report.ok
+
+
+# --- commands that do not run -----------------------------------------------------------------------
+
+BROKEN_DOCKERFILE = """\
+ARG PYTHON_IMAGE
+FROM ${PYTHON_IMAGE}
+RUN printf '#!/bin/sh\\necho hi\\n' > /opt/tool.sh && chmod 0644 /opt/tool.sh \\
+    && printf '#!/bin/sh\\necho hi\\n' > /opt/root.sh && chmod 0700 /opt/root.sh \\
+    && printf '#!/nonexistent/python\\n' > /usr/local/bin/broken && chmod 0755 /usr/local/bin/broken \\
+    && useradd --uid 10001 --no-create-home app
+ARG FLAVOUR=plain
+LABEL dev.dockyard.test.flavour=${FLAVOUR}
+USER 10001
+CMD ["python3", "-c", "print('ok')"]
+"""
+
+BROKEN_COMPOSE = """\
+x-app: &app
+  build:
+    context: .
+    args:
+      PYTHON_IMAGE: "${PYTHON_IMAGE}"
+services:
+  ok:
+    <<: *app
+  missing:
+    <<: *app
+    command: ["celery", "-A", "acme", "worker"]
+  noexec:
+    <<: *app
+    command: ["/opt/tool.sh"]
+  rootonly:
+    <<: *app
+    command: ["/opt/root.sh"]
+  asroot:
+    <<: *app
+    command: ["/opt/root.sh"]
+    user: "0"
+  broken:
+    <<: *app
+    command: ["broken"]
+  variant:
+    build:
+      context: .
+      args:
+        PYTHON_IMAGE: "${PYTHON_IMAGE}"
+        FLAVOUR: spicy
+    command: ["celery"]
+"""
+
+
+def stack_project(root: Path, compose_text: str, dockerfile: str = BROKEN_DOCKERFILE) -> config.Settings:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "acme"\nversion = "1.0"\n')
+    (root / "Dockerfile").write_text(dockerfile)
+    (root / "compose.yaml").write_text(textwrap.dedent(compose_text))
+    return config.load(root)
+
+
+def test_commands_that_cannot_run_fail_with_the_service_name(
+    docker: engine.Engine, builds: Counter, containers: Counter, tmp_path: Path
+) -> None:
+    settings = stack_project(tmp_path / "stack", BROKEN_COMPOSE)
+    stack = compose.compose_build(docker, settings, console=quiet_console(), options=options("broken"))
+    assert len(builds.calls) == 2, "six services share one build; `variant` has its own"
+
+    results = {r.subject: r for r in compose.check_commands(docker, stack)}
+    assert len(containers.calls) == 3, "one container per image and user (the shared image twice: uid 0)"
+    image = f"dockyard-test-{TEST_RUN}-broken-missing:latest"
+    expected = {
+        "ok": (Outcome.PASS, "python3 -> /usr/bin/python3 (runnable by uid 10001 (app))"),
+        "missing": (Outcome.FAIL, f"celery not found on PATH in {image}"),
+        "noexec": (
+            Outcome.FAIL,
+            "/opt/tool.sh -> /opt/tool.sh is not runnable by uid 10001 (app) (mode 0644)",
+        ),
+        "rootonly": (
+            Outcome.FAIL,
+            "/opt/root.sh -> /opt/root.sh is not runnable by uid 10001 (app) (mode 0700)",
+        ),
+        "asroot": (Outcome.PASS, "/opt/root.sh -> /opt/root.sh (runnable by uid 0 (root))"),
+        "broken": (Outcome.FAIL, "its interpreter /nonexistent/python is missing or not runnable"),
+        "variant": (Outcome.FAIL, "celery not found on PATH"),
+    }
+    for service, (outcome, evidence) in expected.items():
+        assert results[service].outcome is outcome, (service, results[service].evidence)
+        assert evidence in results[service].evidence, service
+
+
+# --- compose files that are wrong: one clear line, exit 2 -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("compose_text", "service", "message"),
+    [
+        (
+            "services:\n  web:\n    image: x\n   bad: [\n",
+            None,
+            "yaml: line 1: did not find expected key",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    depends_on: [db]\n",
+            None,
+            'service "web" depends on undefined service "db"',
+        ),
+        (
+            "services:\n  web:\n    image: x\n    commnd: [a]\n",
+            None,
+            "additional properties 'commnd' not allowed",
+        ),
+        (
+            "services:\n  worker:\n    build: .\n",
+            "wroker",
+            "no service 'wroker' in the compose model. Perhaps",
+        ),
+        ("services:\n  cache:\n    image: redis:7\n", None, "has a `build:` section: nothing to build"),
+    ],
+)
+def test_a_bad_compose_file_is_one_clear_line_and_exit_2(
+    docker: engine.Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    compose_text: str,
+    service: str | None,
+    message: str,
+) -> None:
+    settings = stack_project(tmp_path / "bad", compose_text)
+    chosen = options("bad", services=(service,) if service else ())
+    with pytest.raises(UsageError) as caught:
+        compose.compose_build(docker, settings, console=quiet_console(), options=chosen)
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+
+    code = run_boundary(
+        lambda: compose.compose_build(docker, settings, console=quiet_console(), options=chosen)
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("dockyard: error:")
+    assert "Traceback" not in err
+
+
+def test_a_missing_compose_file_is_a_usage_error(docker: engine.Engine, tmp_path: Path) -> None:
+    settings = stack_project(tmp_path / "none", "services: {}\n")
+    with pytest.raises(UsageError, match=r"compose file .*other\.yaml does not exist"):
+        compose.compose_build(docker, settings, [tmp_path / "other.yaml"], console=quiet_console())
