@@ -43,3 +43,10 @@ def typing(session: nox.Session) -> None:
 
 
 verify_image = nox.session(name="verify-image", venv_backend="none", tags=["image"])(sessions.verify_image)
+
+
+@nox.session(name="verify-compose", venv_backend="none", tags=["image"])
+def verify_compose(session: nox.Session) -> None:
+    """Build examples/worker-stack's services and check each service and image."""
+    with session.chdir("examples/worker-stack"):
+        sessions.verify_compose(session)

@@ -15,9 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dockyard import build as builds
-from dockyard import config, engine, git, lock, report
+from dockyard import compose, config, engine, git, lock, report, sizes
 from dockyard.build import BuildResult
-from dockyard.errors import BuildFailed, ChecksFailed
+from dockyard.errors import BuildFailed, ChecksFailed, DockyardError
 from dockyard.results import Report
 from dockyard.verify import VerifyOptions, build_failed_report, selected_checks, verify_image
 
@@ -72,6 +72,10 @@ def _build(
             console.out(f"  {line}", highlight=False)
 
     result = builds.build(docker, request, on_line=echo)
+    try:
+        sizes.record_built_image(docker, settings, result.image_id)
+    except DockyardError as exc:  # a good build must not fail on its size history
+        console.print(f"[yellow]size history not updated:[/] {escape(exc.message)}")
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("tags", ", ".join(result.tags))
     table.add_row("image", result.image_id.removeprefix("sha256:")[:12])
@@ -112,6 +116,11 @@ def verify(settings: config.Settings, request: VerifyRequest, console: Console) 
     if result is None:
         docker = engine.connect(settings.docker)
         result = verify_image(docker, settings, ref or settings.image, replace(options, build=built))
+    return _finish(result, request, console, subject=ref or settings.image)
+
+
+def _finish(result: Report, request: VerifyRequest, console: Console, *, subject: str) -> Report:
+    """Print the table, write the requested files (and the CI step summary), fail on any failure."""
     report.render_table(result, console)
     written = report.write_outputs(
         result,
@@ -125,9 +134,59 @@ def verify(settings: config.Settings, request: VerifyRequest, console: Console) 
         with Path(summary).open("a") as handle:
             handle.write(report.to_markdown(result))
     if not result.ok:
-        failed = [r.check_id for r in result.results if r.failed]
-        raise ChecksFailed(f"{len(failed)} check(s) failed on {ref}: {', '.join(failed)}")
+        failed = sorted({r.check_id for r in result.results if r.failed})
+        raise ChecksFailed(f"check(s) failed on {subject}: {', '.join(failed)}")
     return result
+
+
+@dataclass(frozen=True)
+class SizeReportOptions:
+    image: str | None = None  # None: the project's image, latest build
+    deep: bool = False
+    json_path: Path | None = None
+    markdown_path: Path | None = None
+    base: str | None = None
+
+
+def size_report(settings: config.Settings, options: SizeReportOptions, console: Console) -> sizes.SizeReport:
+    """Where the image's bytes are; fails when over budget or a layer grew past the threshold."""
+    result = sizes.size_report(
+        engine.connect(settings.docker),
+        settings,
+        options.image,
+        deep=options.deep,
+        console=console,
+        json_path=options.json_path,
+        markdown_path=options.markdown_path,
+        base=options.base,
+    )
+    if not result.ok:
+        raise ChecksFailed(result.summary())
+    return result
+
+
+def compose_build(
+    settings: config.Settings, files: Sequence[str], options: compose.ComposeOptions, console: Console
+) -> compose.StackBuild:
+    """Build every `build:` service of the compose file, each shared build once."""
+    return compose.compose_build(
+        engine.connect(settings.docker), settings, files, console=console, options=options
+    )
+
+
+def verify_compose(
+    settings: config.Settings,
+    files: Sequence[str],
+    options: compose.ComposeOptions,
+    request: VerifyRequest,
+    console: Console,
+) -> Report:
+    """compose-build, each service's command, and the image checklist on each distinct image."""
+    checks = VerifyOptions(skip=request.skip, only=request.only)
+    result = compose.verify_compose(
+        engine.connect(settings.docker), settings, files, console=console, options=options, checks=checks
+    )
+    return _finish(result, request, console, subject="the compose stack")
 
 
 def update_lock(settings: config.Settings, *, check: bool, console: Console) -> None:

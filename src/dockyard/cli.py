@@ -12,7 +12,7 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from dockyard import __version__, actions, config
+from dockyard import __version__, actions, compose, config
 from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
 
 EXIT_INTERRUPTED = 130
@@ -96,6 +96,33 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--markdown", type=Path, metavar="PATH")
     verify.add_argument("--show-build", action="store_true", help="show the live build progress")
 
+    size = commands.add_parser("size-report", help="where the bytes are: layers, distributions, delta, waste")
+    size.add_argument("image", nargs="?", help="image (default: the project's image, latest build)")
+    size.add_argument("--deep", action="store_true", help="also find wasted space in the image export")
+    size.add_argument("--json", type=Path, metavar="PATH")
+    size.add_argument("--markdown", type=Path, metavar="PATH")
+    size.add_argument("--base", help="base image to group apart (default: label, else the Dockerfile)")
+
+    for name, text in (
+        ("compose-build", "build every `build:` service of the compose file, shared builds once"),
+        ("verify-compose", "compose-build, each service's command, and the checklist on each image"),
+    ):
+        stack = commands.add_parser(name, help=text)
+        stack.add_argument("--file", "-f", action="append", default=[], help="compose file (repeatable)")
+        stack.add_argument("--profile", action="append", default=[])
+        stack.add_argument("--service", action="append", default=[], help="only these services")
+        stack.add_argument("--project-name", "-p")
+        stack.add_argument("--no-cache", action="store_true")
+        if name == "verify-compose":
+            stack.add_argument("--skip", action="append", default=[], metavar="ID")
+            stack.add_argument("--only", action="append", default=[], metavar="ID")
+            stack.add_argument("--json", type=Path, metavar="PATH")
+            stack.add_argument("--junit", type=Path, metavar="PATH")
+            stack.add_argument("--markdown", type=Path, metavar="PATH")
+            stack.add_argument("--show-build", action="store_true", help="show the live build progress")
+        else:
+            stack.add_argument("--quiet", action="store_true", help="no live build progress")
+
     lock_cmd = commands.add_parser("lock", help="uv lock; --check fails when stale or uncommitted")
     lock_cmd.add_argument("--check", action="store_true")
     return top
@@ -144,6 +171,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 quiet_build=not args.show_build,
             )
             actions.verify(settings, request, console)
+        elif args.command == "size-report":
+            options = actions.SizeReportOptions(args.image, args.deep, args.json, args.markdown, args.base)
+            actions.size_report(settings, options, console)
+        elif args.command in ("compose-build", "verify-compose"):
+            quiet = args.quiet if args.command == "compose-build" else not args.show_build
+            stack = compose.ComposeOptions(
+                profiles=tuple(args.profile),
+                services=tuple(args.service),
+                project_name=args.project_name,
+                no_cache=args.no_cache,
+                quiet=quiet,
+            )
+            if args.command == "compose-build":
+                actions.compose_build(settings, args.file, stack, console)
+            else:
+                request = actions.VerifyRequest(
+                    skip=tuple(args.skip),
+                    only=tuple(args.only),
+                    json_path=args.json,
+                    junit_path=args.junit,
+                    markdown_path=args.markdown,
+                )
+                actions.verify_compose(settings, args.file, stack, request, console)
         elif args.command == "lock":
             actions.update_lock(settings, check=args.check, console=console)
 

@@ -18,7 +18,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from dockyard import actions, config
+from dockyard import actions, compose, config
 from dockyard.cli import make_console, report_error
 from dockyard.errors import DockyardError
 
@@ -114,6 +114,114 @@ def verify(
     actions.verify(_settings(c), request, make_console())
 
 
+@task(
+    help={
+        "image": "image (default: the project's image, latest build)",
+        "deep": "also find wasted space: files later layers overwrite or delete",
+        "json": "write the report as JSON to this path",
+        "markdown": "write it as Markdown to this path",
+        "base": "base image whose layers are grouped apart",
+    }
+)
+@_door
+def size_report(
+    c: Context,
+    image: str | None = None,
+    deep: bool | None = None,
+    json: str | None = None,
+    markdown: str | None = None,
+    base: str | None = None,
+) -> None:
+    """Where the image's bytes are: layers, base vs. added, largest distributions, delta, --deep waste."""
+    options = actions.SizeReportOptions(
+        image=image,
+        deep=_option(c, "deep", deep),
+        json_path=Path(json) if json else None,
+        markdown_path=Path(markdown) if markdown else None,
+        base=base,
+    )
+    actions.size_report(_settings(c), options, make_console())
+
+
+_STACK_HELP = {
+    "file": "compose file (repeatable; default: [tool.dockyard.compose] files, else Compose's own)",
+    "profile": "compose profile to enable (repeatable)",
+    "service": "only this service (repeatable)",
+    "project-name": "compose project name",
+    "no-cache": "build without BuildKit's cache",
+}
+
+
+def _stack_options(
+    c: Context,
+    profile: list[str] | None,
+    service: list[str] | None,
+    project_name: str | None,
+    no_cache: bool | None,
+    quiet: bool,
+) -> compose.ComposeOptions:
+    return compose.ComposeOptions(
+        profiles=tuple(profile or ()),
+        services=tuple(service or ()),
+        project_name=project_name,
+        no_cache=_option(c, "no_cache", no_cache),
+        quiet=quiet,
+    )
+
+
+@task(iterable=["file", "profile", "service"], help={**_STACK_HELP, "quiet": "hide the live build progress"})
+@_door
+def compose_build(
+    c: Context,
+    file: list[str] | None = None,
+    profile: list[str] | None = None,
+    service: list[str] | None = None,
+    project_name: str | None = None,
+    no_cache: bool | None = None,
+    quiet: bool | None = None,
+) -> None:
+    """Build every `build:` service of a compose file; services sharing a build get one image."""
+    options = _stack_options(c, profile, service, project_name, no_cache, _option(c, "quiet", quiet))
+    actions.compose_build(_settings(c), file or [], options, make_console())
+
+
+@task(
+    iterable=["file", "profile", "service", "skip", "only"],
+    help={
+        **_STACK_HELP,
+        "skip": "check id to skip (repeatable; `command` included)",
+        "only": "run only this check id (repeatable)",
+        "json": "write the results as JSON to this path",
+        "junit": "write JUnit XML to this path",
+        "markdown": "write a Markdown summary to this path",
+    },
+)
+@_door
+def verify_compose(
+    c: Context,
+    file: list[str] | None = None,
+    profile: list[str] | None = None,
+    service: list[str] | None = None,
+    project_name: str | None = None,
+    no_cache: bool | None = None,
+    skip: list[str] | None = None,
+    only: list[str] | None = None,
+    json: str | None = None,
+    junit: str | None = None,
+    markdown: str | None = None,
+) -> None:
+    """compose-build, every service's command, and the image checklist on each distinct image."""
+    options = _stack_options(c, profile, service, project_name, no_cache, True)
+    request = actions.VerifyRequest(
+        skip=tuple(skip or ()),
+        only=tuple(only or ()),
+        json_path=Path(json) if json else None,
+        junit_path=Path(junit) if junit else None,
+        markdown_path=Path(markdown) if markdown else None,
+    )
+    actions.verify_compose(_settings(c), file or [], options, request, make_console())
+
+
 @task(help={"check": "fail unless uv.lock is current and committed (no changes made)"})
 @_door
 def lock(c: Context, check: bool | None = None) -> None:
@@ -121,5 +229,7 @@ def lock(c: Context, check: bool | None = None) -> None:
     actions.update_lock(_settings(c), check=_option(c, "check", check), console=make_console())
 
 
-ns = Collection(build, lock, verify)
-ns.configure({"dockyard": {"project": None, "no_cache": False, "quiet": False, "check": False}})
+ns = Collection(build, lock, verify, size_report, compose_build, verify_compose)
+ns.configure(
+    {"dockyard": {"project": None, "no_cache": False, "quiet": False, "check": False, "deep": False}}
+)
