@@ -172,8 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             actions.verify(settings, request, console)
         elif args.command == "size-report":
-            options = actions.SizeReportOptions(args.image, args.deep, args.json, args.markdown, args.base)
-            actions.size_report(settings, options, console)
+            sizing = actions.SizeReportOptions(args.image, args.deep, args.json, args.markdown, args.base)
+            actions.size_report(settings, sizing, console)
         elif args.command in ("compose-build", "verify-compose"):
             quiet = args.quiet if args.command == "compose-build" else not args.show_build
             stack = compose.ComposeOptions(
