@@ -1,4 +1,4 @@
-"""Nox sessions dockyard offers to projects. In a project's noxfile.py:
+"""Nox sessions dockyard offers to projects (install `dockyard[nox]`). In a project's noxfile.py:
 
     from dockyard import sessions
     verify_image = nox.session(name="verify-image", venv_backend="none")(sessions.verify_image)

@@ -2,8 +2,9 @@
 
     from dockyard.tasks import ns  # in your tasks.py: `invoke build`, `invoke lock --check`, ...
 
-Task options default to None and fall back to the `dockyard` section of Invoke's configuration
-(`ns.configure` holds the defaults); the image itself is configured in `[tool.dockyard]`.
+Value options default to None and flags to False; both fall back to the `dockyard` section of
+Invoke's configuration (`ns.configure` holds the defaults, an invoke.yaml may set them); the image
+itself is configured in `[tool.dockyard]`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def _door(body: F) -> F:
 
 
 def _option(c: Context, name: str, value: Any) -> Any:
+    """A task option, else the `dockyard` section of Invoke's configuration (flags: either turns it on)."""
+    if isinstance(value, bool):
+        return value or bool(c.config.dockyard[name])
     return c.config.dockyard[name] if value is None else value
 
 
@@ -63,10 +67,10 @@ def build(
     c: Context,
     tag: list[str] | None = None,
     build_arg: list[str] | None = None,
-    no_cache: bool | None = None,
+    no_cache: bool = False,
     target: str | None = None,
     platform: str | None = None,
-    quiet: bool | None = None,
+    quiet: bool = False,
 ) -> None:
     """Build the project's image with BuildKit: tags, labels, build args, CA secret."""
     args = dict(item.partition("=")[::2] for item in build_arg or [])
@@ -127,7 +131,7 @@ def verify(
 def size_report(
     c: Context,
     image: str | None = None,
-    deep: bool | None = None,
+    deep: bool = False,
     json: str | None = None,
     markdown: str | None = None,
     base: str | None = None,
@@ -177,8 +181,8 @@ def compose_build(
     profile: list[str] | None = None,
     service: list[str] | None = None,
     project_name: str | None = None,
-    no_cache: bool | None = None,
-    quiet: bool | None = None,
+    no_cache: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Build every `build:` service of a compose file; services sharing a build get one image."""
     options = _stack_options(c, profile, service, project_name, no_cache, _option(c, "quiet", quiet))
@@ -203,7 +207,7 @@ def verify_compose(
     profile: list[str] | None = None,
     service: list[str] | None = None,
     project_name: str | None = None,
-    no_cache: bool | None = None,
+    no_cache: bool = False,
     skip: list[str] | None = None,
     only: list[str] | None = None,
     json: str | None = None,
@@ -224,7 +228,7 @@ def verify_compose(
 
 @task(help={"check": "fail unless uv.lock is current and committed (no changes made)"})
 @_door
-def lock(c: Context, check: bool | None = None) -> None:
+def lock(c: Context, check: bool = False) -> None:
     """Run `uv lock`; with --check, fail when uv.lock is stale or not committed."""
     actions.update_lock(_settings(c), check=_option(c, "check", check), console=make_console())
 

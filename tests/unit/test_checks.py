@@ -1,4 +1,5 @@
-"""The checks as pure functions, on facts recorded from dockyard's own image."""
+"""The checks as pure functions, on facts recorded from dockyard's own image (inspect JSON, the probe's
+answer, and the uv.lock it was built from)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def facts() -> Facts:
     settings = config.load(ROOT, environ={"DOCKYARD_MACHINE_FILE": "/nonexistent"})
     image = ImageInfo.from_inspect("dockyard:0.1.0", recorded["attrs"], recorded["history"])
     locked = lock.locked_sets(
-        ROOT / "uv.lock", "dockyard", environment=lock.marker_environment(probe["python"]["version"])
+        DATA / "dockyard-uv.lock", "dockyard", environment=lock.marker_environment(probe["python"]["version"])
     )
     return Facts(settings=settings, image=image, probe=probe, locked=locked)
 
