@@ -56,7 +56,19 @@ class Step:
                 count += len(match.group(1).split())
         return count
 
+    @property
+    def installs_dependencies(self) -> bool:
+        """Whether this step installed dependencies, not just the project itself.
 
+        From the step's own summary when it has one; a step whose log went to another build that
+        shared it (BuildKit merges identical concurrent steps) is judged by its command instead.
+        """
+        if self.installed_packages:
+            return self.installed_packages > 1
+        return bool(_INSTALL_COMMAND.search(self.name)) and "--no-deps" not in self.name
+
+
+_INSTALL_COMMAND = re.compile(r"\b(uv sync|uv pip install|pip3? install|poetry install|pdm install)\b")
 _UV_INSTALLED = re.compile(r"\bInstalled (\d+) packages? in ")
 _PIP_INSTALLED = re.compile(r"\bSuccessfully installed (.+)$")
 

@@ -131,8 +131,13 @@ class RunResult:
 class Engine:
     """A reachable Docker engine, the CLI that builds for it, and an SDK client."""
 
-    cli: Cli
+    docker_cli: str | None = None  # the CLI asked for (DOCKYARD_DOCKER / `docker`), else discovered
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @cached_property
+    def cli(self) -> Cli:
+        """The CLI that builds, discovered on first use: checking an image needs none."""
+        return discover_cli(self.docker_cli)
 
     @cached_property
     def client(self) -> docker.DockerClient:
@@ -239,7 +244,7 @@ _ENGINES: dict[str | None, Engine] = {}
 def connect(docker_cli: str | None = None) -> Engine:
     """The engine for this process (discovered once), after checking that it answers."""
     if docker_cli not in _ENGINES:
-        engine = Engine(discover_cli(docker_cli))
+        engine = Engine(docker_cli)
         _ = engine.client  # fail early, with one clear line, when no engine answers
         _ENGINES[docker_cli] = engine
     return _ENGINES[docker_cli]

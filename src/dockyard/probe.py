@@ -35,6 +35,7 @@ others.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import csv
 import fnmatch
@@ -671,18 +672,14 @@ def collect(argv: list[str], started: float) -> dict[str, Any]:
         walk_tree(spec, walk)
         return {}
 
-    walk_failure = _guard(errors, "walk", run_walk, section_error)
-
-    report["environments"] = _guard(errors, "environments", lambda: environments(walk), empty_list)
-    report["imports"] = _guard(
-        errors,
-        "imports",
-        lambda: [check_import(m, spec.import_timeout) for m in spec.imports],
-        empty_list,
-    )
-    report["commands"] = _guard(
-        errors, "commands", lambda: [run_command(c) for c in spec.commands], empty_list
-    )
+    # Imports and commands are subprocesses: they run while this process walks the filesystem.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        imports = [pool.submit(check_import, m, spec.import_timeout) for m in spec.imports]
+        commands = [pool.submit(run_command, c) for c in spec.commands]
+        walk_failure = _guard(errors, "walk", run_walk, section_error)
+        report["environments"] = _guard(errors, "environments", lambda: environments(walk), empty_list)
+        report["imports"] = _guard(errors, "imports", lambda: [f.result() for f in imports], empty_list)
+        report["commands"] = _guard(errors, "commands", lambda: [f.result() for f in commands], empty_list)
     strays = list(walk.strays)
     strays.extend(_guard(errors, "host venvs", lambda: host_venvs(walk), empty_list))
     report["stray_files"] = sorted(strays, key=lambda s: (str(s["path"]), str(s["reason"])))

@@ -12,6 +12,7 @@ import contextlib
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -270,7 +271,8 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
             first = builds.build(engine, request)
             made.append(first.image_id)
             touched = _touch_target(moved, moved.context)
-            touched.write_text(touched.read_text() + "\n# dockyard layer-cache check\n")
+            # A fresh change every run: a change seen before would come from the cache and prove nothing.
+            touched.write_text(touched.read_text() + f"\n# dockyard layer-cache check {uuid.uuid4().hex}\n")
             second = builds.build(engine, request)
             made.append(second.image_id)
         finally:
@@ -282,7 +284,7 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
             reinstalled=tuple(
                 (step.name, step.installed_packages)
                 for step in second.steps
-                if not step.cached and step.installed_packages > 1
+                if not step.cached and step.installs_dependencies
             ),
         )
 

@@ -126,3 +126,18 @@ def test_steps_record_cache_hits_and_errors() -> None:
     assert [(s.number, s.cached, s.error) for s in steps] == [
         (5, True, False), (6, False, True), (7, False, False)
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "log", "installs"),
+    [
+        ("[deps 5/5] RUN uv sync --locked --no-install-project", ("Installed 23 packages in 40ms",), True),
+        ("[project 3/3] RUN uv pip install --no-deps .", ("Installed 1 package in 3ms",), False),
+        ("[app 4/4] RUN pip install -r requirements.txt", ("Successfully installed a-1 b-2",), True),
+        ("[deps 5/5] RUN uv sync --locked", (), True),  # its log went to a build that shared the step
+        ("[project 3/3] RUN uv pip install --no-deps .", (), False),
+        ("[app 2/2] RUN echo uv", (), False),
+    ],
+)
+def test_steps_that_install_dependencies(name: str, log: tuple[str, ...], installs: bool) -> None:
+    assert build.Step(1, name, cached=False, error=False, log=log).installs_dependencies is installs
