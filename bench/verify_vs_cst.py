@@ -1,21 +1,29 @@
 """Benchmark: the same checklist run by dockyard and by container-structure-test on one image.
 
     uv run python bench/verify_vs_cst.py [--image dockyard:0.1.0] [--runs 3] [--warmup 1]
+                                         [--config bench/cst/dockyard.yaml] [--write-suite PATH]
 
 In one run, on the same image (pinned by a bench tag, so a rebuild elsewhere cannot swap it), this
 times, round-robin and `--runs` times each after `--warmup` untimed rounds:
 
-- container-structure-test with bench/cst/dockyard.yaml (the checks CST can express);
+- container-structure-test with bench/cst/dockyard.yaml, the minimal hand-written suite (a slice of
+  what the shared checks cover: the honest lower bound for CST's time);
+- container-structure-test with a suite generated at run time, into a temporary file, at equal
+  coverage: one CST test per item dockyard's shared checks check and report on (each configured
+  module and smoke command, each development-only package uv.lock names, each literal stray path at
+  the working directory and /, the user, the environment, the entrypoint and cmd);
 - dockyard's equivalent checks (non-root, imports, smoke, no-dev-packages, runtime-env,
   no-stray-files) through `verify_image`, in this process;
 - the same checks through the `dockyard verify` CLI, a fresh process (interpreter start and engine
   discovery included, as CST's figure includes its own start);
 - dockyard's full checklist without layer-cache (the rebuild CST cannot do), for context.
 
-It prints the median seconds, each tool's verdict (both must pass, or the comparison means nothing),
-the containers each started per run (counted from the engine's events), and the ratio CST / dockyard
-on the shared checks. The bench tag, and every container or committed image either tool left, is
-removed at the end.
+It prints the median seconds, each tool's verdict (every one must pass, or the comparison means
+nothing), the tests or checks each ran, the containers each started per run (counted from the
+engine's events), the ratio CST / dockyard on the shared checks for both CST suites, and CST's
+marginal seconds per test (the slope between its two suites). `--write-suite PATH` also writes the
+generated suite to PATH (bench/cst/equal-coverage.example.yaml is one). The bench tag, the temporary
+suite, and every container or committed image either tool left, are removed at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import json
 import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -34,12 +43,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker.errors
 
-from dockyard import build, config, images, probing, process
+from dockyard import build, checks, config, images, lock, probing, process
 from dockyard.engine import Engine, connect
 from dockyard.errors import DockyardError, UsageError
 from dockyard.results import Outcome
@@ -47,6 +56,7 @@ from dockyard.verify import VerifyOptions, _probe_spec, verify_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CST_CONFIG = Path(__file__).resolve().parent / "cst" / "dockyard.yaml"
+CST_EXAMPLE = Path(__file__).resolve().parent / "cst" / "equal-coverage.example.yaml"
 BENCH_REPOSITORY = "dockyard-bench/verify"
 SHARED = ("non-root", "imports", "smoke", "no-dev-packages", "runtime-env", "no-stray-files")
 TARGET_RATIO = 10.0
@@ -57,6 +67,7 @@ class Verdict:
     ok: bool
     summary: str
     problems: tuple[str, ...] = ()
+    count: int = 0  # tests (CST) or checks (dockyard) it ran
 
 
 @dataclass
@@ -113,7 +124,7 @@ def run_cst(binary: Path, ref: str, cst_config: Path) -> Verdict:
         f"{'PASS' if done.returncode == 0 and not problems else 'FAIL'} {data.get('Pass')}/"
         f"{data.get('Total')} tests ({shown}); CST's own duration {int(data.get('Duration', 0)) / 1e9:.2f}s"
     )
-    return Verdict(done.returncode == 0 and not problems, summary, problems)
+    return Verdict(done.returncode == 0 and not problems, summary, problems, int(data.get("Total", 0)))
 
 
 def run_dockyard(engine: Engine, settings: config.Settings, ref: str, options: VerifyOptions) -> Verdict:
@@ -124,7 +135,7 @@ def run_dockyard(engine: Engine, settings: config.Settings, ref: str, options: V
     if skipped:
         summary += f", {len(skipped)} skip ({', '.join(skipped)})"
     problems = tuple(f"{r.check_id}: {r.outcome.value}: {r.evidence}" for r in report.results if r.failed)
-    return Verdict(report.ok, summary, problems)
+    return Verdict(report.ok, summary, problems, len(report.results))
 
 
 def run_dockyard_cli(ref: str, only: Sequence[str]) -> Verdict:
@@ -136,7 +147,159 @@ def run_dockyard_cli(ref: str, only: Sequence[str]) -> Verdict:
     last = lines[-1].strip() if lines else "no output"
     ok = done.returncode == 0
     problems = () if ok else (done.output[-800:],)
-    return Verdict(ok, f"{'PASS' if ok else 'FAIL'} exit {done.returncode}: {last}", problems)
+    return Verdict(ok, f"{'PASS' if ok else 'FAIL'} exit {done.returncode}: {last}", problems, len(only))
+
+
+# --- the CST suite at equal coverage ------------------------------------------------------------------
+
+# Each program gets its item in argv, never in the code. Run by the image's `python`, first on PATH.
+UID_CODE = (
+    "import os, pwd; u = os.getuid(); "
+    "n = next((p.pw_name for p in pwd.getpwall() if p.pw_uid == u), '?'); print(f'uid={u}({n})')"
+)
+IMPORT_CODE = "import importlib, sys; importlib.import_module(sys.argv[1])"
+NOT_INSTALLED_CODE = (
+    "import importlib.metadata as m, sys; found = [d.version for d in m.distributions(name=sys.argv[1])]; "
+    "print(sys.argv[1], found or 'not installed'); sys.exit(1 if found else 0)"
+)
+GLOB_CHARACTERS = frozenset("*?[")
+GO_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A generated CST suite: its YAML and how many of its tests stand for each dockyard check."""
+
+    text: str
+    tests: int  # as CST counts them: each command and file test, and the metadata test as one
+    per_check: dict[str, str]  # dockyard check id -> the CST tests that stand for it
+
+
+def go_literal(text: str) -> str:
+    """`text` as a Go regexp (RE2) matching it literally."""
+    return "".join(f"\\{c}" if c in GO_REGEX_SPECIAL else c for c in text)
+
+
+def to_yaml(value: object, indent: int = 0) -> list[str]:
+    """Block YAML for mappings and lists of mappings; scalars and scalar lists as JSON (valid YAML)."""
+    pad, lines = " " * indent, []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict) or (isinstance(item, list) and item and isinstance(item[0], dict)):
+                lines += [f"{pad}{key}:", *to_yaml(item, indent + 2)]
+            else:
+                lines.append(f"{pad}{key}: {json.dumps(item)}")
+    elif isinstance(value, list):
+        for item in value:
+            first, *rest = to_yaml(item, indent + 2)
+            lines += [f"{pad}- {first.lstrip()}", *rest]
+    else:
+        lines.append(f"{pad}{json.dumps(value)}")
+    return lines
+
+
+def equal_coverage_suite(settings: config.Settings, info: images.ImageInfo, answer: dict[str, Any]) -> Suite:
+    """One CST test per item dockyard's shared checks look at, from the same inputs dockyard reads.
+
+    `answer` is one probe run on the image: the image's Python (the markers uv.lock is read with, as
+    dockyard reads it) and the virtual environment that must come first on PATH.
+    """
+    verify = settings.verify
+    python = answer.get("python") or {}
+    active = next((env for env in answer.get("environments", []) if env.get("active")), None)
+    if not python.get("version") or active is None or not active.get("venv_root"):
+        raise UsageError(f"the probe found no Python with a virtual environment in {info.ref}")
+    locked = lock.locked_sets(
+        settings.project_dir / "uv.lock",
+        settings.project_name,
+        environment=lock.marker_environment(str(python["version"]), str(python.get("machine", "x86_64"))),
+    )
+    dev = sorted(set(locked.dev_only) | {lock.canonical(name) for name in verify.dev_packages})
+    modules = list(verify.imports if verify.imports is not None else (settings.package,))
+    expected_user = verify.user
+    uid_test: dict[str, object] = {"name": "non-root: uid", "command": "python", "args": ["-c", UID_CODE]}
+    if expected_user is not None:
+        wanted = (
+            f"^uid={expected_user}\\("
+            if expected_user.isdigit()
+            else f"^uid=\\d+\\({go_literal(expected_user)}\\)"
+        )
+        uid_test["expectedOutput"] = [wanted]
+    uid_test["excludedOutput"] = ["^uid=0\\("]
+    smoke_tests: list[dict[str, object]] = []
+    for smoke in verify.smoke:
+        test: dict[str, object] = {
+            "name": f"smoke: {' '.join(smoke.command)}",
+            "command": smoke.command[0],
+            "args": list(smoke.command[1:]),
+        }
+        if smoke.expect is not None:
+            test["expectedOutput"] = [go_literal(smoke.expect)]
+        smoke_tests.append(test)
+    command_tests: list[dict[str, object]] = [
+        uid_test,
+        *({"name": f"imports: {m}", "command": "python", "args": ["-c", IMPORT_CODE, m]} for m in modules),
+        *smoke_tests,
+        *(
+            {
+                "name": f"no-dev-packages: {name}",
+                "command": "python",
+                "args": ["-c", NOT_INSTALLED_CODE, name],
+            }
+            for name in dev
+        ),
+    ]
+    # no-stray-files: CST cannot glob, so each literal name at the working directory and at /, and
+    # the project's development folders where they would land.
+    names = [n for n in (*checks.DEFAULT_FORBIDDEN_NAMES, *verify.forbidden) if not GLOB_CHARACTERS & set(n)]
+    roots = dict.fromkeys((info.working_dir or "/", "/"))
+    paths = dict.fromkeys(
+        [str(PurePosixPath(root) / name) for root in roots for name in names]
+        + [p for p in checks.forbidden_paths(info.working_dir) if not GLOB_CHARACTERS & set(p)]
+    )
+    file_tests = [{"name": f"no-stray-files: {path}", "path": path, "shouldExist": False} for path in paths]
+    venv_bin = f"{active['venv_root']}/bin"
+    env_vars: list[dict[str, object]] = [{"key": k, "value": v} for k, v in verify.env.items()]
+    env_vars.append({"key": "PATH", "value": f"^{go_literal(venv_bin)}(:|$)", "isRegex": True})
+    metadata: dict[str, object] = {"user": info.user, "envVars": env_vars}
+    if info.entrypoint is not None:
+        metadata["entrypoint"] = list(info.entrypoint)
+    if info.cmd is not None:
+        metadata["cmd"] = list(info.cmd)
+    if verify.ports is not None:
+        metadata["exposedPorts"] = [str(port) for port in verify.ports]
+    per_check = {
+        "non-root": "the metadata test's user, 1 command test",
+        "imports": f"{len(modules)} command test(s)",
+        "smoke": f"{len(smoke_tests)} command test(s)",
+        "no-dev-packages": f"{len(dev)} command tests",
+        "runtime-env": f"the metadata test ({len(env_vars)} env vars, entrypoint, cmd)",
+        "no-stray-files": f"{len(file_tests)} file existence tests",
+    }
+    header = [
+        "# container-structure-test at equal coverage with dockyard's shared checks: one test per item",
+        "# dockyard checks and reports on. Generated by bench/verify_vs_cst.py from the image, the",
+        "# project's [tool.dockyard] settings and uv.lock (read with the image's Python's markers);",
+        f"# image {info.ref} ({info.id[7:19]}), Python {python['version']}.",
+        *(f"#   {check}: {tests}" for check, tests in per_check.items()),
+        "# CST cannot glob, walk the image, or look in environments other than the image's `python`:",
+        "# where dockyard matches patterns everywhere, this suite lists literal paths.",
+    ]
+    suite = {
+        "schemaVersion": "2.0.0",
+        "metadataTest": metadata,
+        "commandTests": command_tests,
+        "fileExistenceTests": file_tests,
+    }
+    text = "\n".join([*header, *to_yaml(suite)]) + "\n"
+    return Suite(text, len(command_tests) + len(file_tests) + 1, per_check)
+
+
+def generate_suite(engine: Engine, settings: config.Settings, ref: str) -> Suite:
+    """One untimed probe run on `ref`, then the suite from it."""
+    info = images.inspect_image(engine, ref)
+    answer = probing.run_probe(engine, ref, _probe_spec(settings, info), timeout=settings.verify.timeout)
+    return equal_coverage_suite(settings, replace(info, ref=ref), answer)
 
 
 # --- the image, the events, the cleanup -------------------------------------------------------------
@@ -265,14 +428,15 @@ def probe_breakdown(engine: Engine, settings: config.Settings, ref: str) -> str:
 # --- main -----------------------------------------------------------------------------------------
 
 
-def make_tools(engine: Engine, settings: config.Settings, ref: str, cst_config: Path) -> list[Tool]:
+def make_tools(engine: Engine, settings: config.Settings, ref: str, minimal: Path, equal: Path) -> list[Tool]:
+    """The lineup, in the order `report` reads it: CST minimal, CST equal, dockyard x3."""
     binary = cst_binary()
     shared_options = VerifyOptions(only=SHARED)
     full_options = VerifyOptions(skip=("layer-cache",))
     shared = f"the {len(SHARED)} shared checks"
     return [
-        Tool("container-structure-test", "its YAML (the shared checks)",
-             lambda: run_cst(binary, ref, cst_config)),
+        Tool("CST, minimal suite", minimal.name, lambda: run_cst(binary, ref, minimal)),
+        Tool("CST, equal coverage", "generated (temporary file)", lambda: run_cst(binary, ref, equal)),
         Tool("dockyard verify_image", shared, lambda: run_dockyard(engine, settings, ref, shared_options)),
         Tool("dockyard verify (CLI process)", shared, lambda: run_dockyard_cli(ref, SHARED)),
         Tool("dockyard verify_image, full", "all but layer-cache",
@@ -293,7 +457,7 @@ def measure(tools: Sequence[Tool], runs: int, warmup: int) -> None:
 
 
 def report(tools: Sequence[Tool]) -> bool:
-    """Print the verdicts, the table and the ratio; whether every tool passed."""
+    """Print the verdicts, the table, the ratios and the slopes; whether every tool passed."""
     print()
     for tool in tools:
         verdict = tool.last or Verdict(False, "did not run")
@@ -301,19 +465,43 @@ def report(tools: Sequence[Tool]) -> bool:
         for problem in verdict.problems:
             print(f"    {problem}")
     print()
-    cst = statistics.median(tools[0].seconds)
-    header = f"{'':<36} {'checks':<28} {'containers':>10} {'median s':>9}  {'runs s':<18} {'CST / this':>10}"
-    print(header)
+    print(f"{'':<31} {'runs':<27} {'tests':>5} {'containers':>10} {'median s':>9}  runs s")
     for tool in tools:
-        median = statistics.median(tool.seconds)
+        count = tool.last.count if tool.last else 0
         runs = " ".join(f"{s:.2f}" for s in tool.seconds)
-        row = f"{tool.name:<36} {tool.covers:<28} {tool.containers:>10} {median:>9.2f}  {runs:<18}"
-        print(f"{row} {cst / median:>9.2f}x")
-    in_process, cli = (statistics.median(t.seconds) for t in tools[1:3])
-    met = "met" if cst / in_process >= TARGET_RATIO else "NOT met"
+        row = f"{tool.name:<31} {tool.covers:<27} {count:>5} {tool.containers:>10}"
+        print(f"{row} {statistics.median(tool.seconds):>9.2f}  {runs}")
+
+    minimal, equal, in_process, cli = tools[:4]
+    dockyard, dockyard_cli = statistics.median(in_process.seconds), statistics.median(cli.seconds)
     print(
-        f"\nCST / dockyard on the shared checks: {cst / in_process:.2f}x (verify_image in this process), "
-        f"{cst / cli:.2f}x (whole CLI process); target >= {TARGET_RATIO:g}x: {met}"
+        f"\nCST / dockyard on the {len(SHARED)} shared checks  {'CST tests':>9} {'CST s':>7}"
+        f"  {'/ verify_image':>14}  {'/ CLI process':>13}"
+    )
+    for label, cst_tool in (("minimal suite (a slice)", minimal), ("equal coverage", equal)):
+        cst, tests = statistics.median(cst_tool.seconds), cst_tool.last.count if cst_tool.last else 0
+        print(f"  {label:<37} {tests:>9} {cst:>7.2f}  {cst / dockyard:>13.2f}x  {cst / dockyard_cli:>12.2f}x")
+    cst_equal = statistics.median(equal.seconds)
+
+    def verdict(ratio: float) -> str:
+        return "met" if ratio >= TARGET_RATIO else "NOT met"
+
+    print(
+        f"target >= {TARGET_RATIO:g}x at equal coverage: {verdict(cst_equal / dockyard)} in process, "
+        f"{verdict(cst_equal / dockyard_cli)} as a CLI process"
+    )
+    n_min, n_equal = (t.last.count if t.last else 0 for t in (minimal, equal))
+    if n_equal > n_min:
+        slope = (cst_equal - statistics.median(minimal.seconds)) / (n_equal - n_min)
+        per_test = (equal.containers - minimal.containers) / (n_equal - n_min)
+        print(
+            f"CST's marginal cost: {slope:.3f} s per test (slope between its suites, {n_min} -> {n_equal} "
+            f"tests; {per_test:.1f} containers per test)"
+        )
+    print(
+        "dockyard's marginal cost: 0 s per item: one dockyard run, timed once per round, stands against "
+        "both suites (its coverage does not shrink to the minimal suite's); its one probe container "
+        "answers every item"
     )
     return all(tool.last is not None and tool.last.ok for tool in tools)
 
@@ -321,9 +509,15 @@ def report(tools: Sequence[Tool]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--image", default="dockyard:0.1.0", help="the image both tools check")
-    parser.add_argument("--config", type=Path, default=CST_CONFIG, help="the CST YAML")
+    parser.add_argument("--config", type=Path, default=CST_CONFIG, help="the minimal CST YAML")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each tool (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser.add_argument(
+        "--write-suite",
+        type=Path,
+        metavar="PATH",
+        help=f"also write the generated suite here ({CST_EXAMPLE.name})",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -337,12 +531,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{engine.server_version()}, CST {cst_version} ({cst_binary()})"
     )
     log: EventLog | None = None
+    scratch = Path(tempfile.mkdtemp(prefix="dockyard-bench-cst-"))
     try:
+        log = EventLog(engine)  # from the start: the probe run below makes a container too
         image_id = pin_image(engine, settings, args.image, tag)
-        print(f"image: {args.image} = {image_id[7:19]}, pinned as {tag}; CST config: {args.config}")
+        suite = generate_suite(engine, settings, tag)
+        equal = scratch / "equal-coverage.yaml"
+        equal.write_text(suite.text)
+        if args.write_suite:
+            args.write_suite.write_text(suite.text.replace(tag, args.image))
+        print(f"image: {args.image} = {image_id[7:19]}, pinned as {tag}")
+        print(f"minimal CST suite: {args.config}")
+        print(f"equal-coverage CST suite: {suite.tests} tests, generated into {equal}")
+        for check_id, tests in suite.per_check.items():
+            print(f"    {check_id:<16} {tests}")
         print(f"{args.runs} timed round(s) after {args.warmup} untimed; medians below")
-        tools = make_tools(engine, settings, tag, args.config)
-        log = EventLog(engine)
+        tools = make_tools(engine, settings, tag, args.config, equal)
         measure(tools, args.runs, args.warmup)
         count_containers(tools, log, tag)
         passed = report(tools)
@@ -360,7 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if log is not None:
             log.close()
             made = log.made(tag)
-        print(f"\ncleanup: {clean_up(engine, tag, made)}")
+        shutil.rmtree(scratch, ignore_errors=True)
+        print(f"\ncleanup: {clean_up(engine, tag, made)}; removed {scratch}")
     return 0
 
 

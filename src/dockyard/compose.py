@@ -32,7 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dockyard import build as builds
-from dockyard import images, process, verify
+from dockyard import images, probing, process, verify
 from dockyard.build import BuildRequest, BuildResult
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, Engine
@@ -48,7 +48,6 @@ _BUILD_KEYS = frozenset(
     {"context", "dockerfile", "args", "target", "labels", "secrets", "platforms", "cache_from", "cache_to",
      "tags", "no_cache", "pull"}
 )  # fmt: skip
-_INTERPRETERS = ("python", "python3")
 
 
 # --- the model --------------------------------------------------------------------------------------
@@ -644,38 +643,22 @@ class _Answer:
 def _run_snippet(
     engine: Engine,
     image: str,
-    shown: str,
     user: str | None,
     queries: Sequence[Mapping[str, str | None]],
-    interpreters: Sequence[str] = _INTERPRETERS,
+    interpreters: Sequence[str] = probing.INTERPRETERS,
 ) -> _Answer:
     """One container of `image` that answers every query, with the first interpreter it has."""
-    problems = []
-    extra = {"user": user} if user else {}
-    for interpreter in interpreters:
-        try:
-            done = engine.run_once(
-                image,
-                ["-c", COMMAND_SNIPPET, json.dumps(list(queries))],
-                entrypoint=[interpreter],
-                network_mode="none",
-                timeout=CHECK_TIMEOUT,
-                **extra,
-            )
-        except EngineUnavailable as exc:
-            if "not found" not in exc.message and "no such file" not in exc.message.lower():
-                raise  # not a missing interpreter: an unknown `user:`, say
-            problems.append(f"{interpreter}: {exc.message}")
-            continue
-        try:
-            answer = json.loads(done.stdout)
-        except json.JSONDecodeError:
-            raise EngineUnavailable(
-                f"the command check in {shown} exited {done.code} without an answer: "
-                f"{_last_line(done.output)}"
-            ) from None
-        return _Answer(int(answer["uid"]), answer.get("user"), tuple(answer["found"]), interpreter)
-    raise EngineUnavailable(f"no Python in {shown} to check commands with ({'; '.join(problems)})")
+    answer, interpreter = probing.run_python(
+        engine,
+        image,
+        COMMAND_SNIPPET,
+        list(queries),
+        what="the command check",
+        user=user,
+        timeout=CHECK_TIMEOUT,
+        interpreters=interpreters,
+    )
+    return _Answer(int(answer["uid"]), answer.get("user"), tuple(answer["found"]), interpreter)
 
 
 def check_commands(engine: Engine, stack: StackBuild) -> list[CheckResult]:
@@ -704,7 +687,7 @@ def check_commands(engine: Engine, stack: StackBuild) -> list[CheckResult]:
         known = interpreters.get(image_id)
         try:
             answer = _run_snippet(
-                engine, image_id, members[0][1].image, user, queries, (known,) if known else _INTERPRETERS
+                engine, image_id, user, queries, (known,) if known else probing.INTERPRETERS
             )
         except DockyardError as exc:
             for service, _, argv in members:
