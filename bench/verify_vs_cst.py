@@ -198,6 +198,11 @@ def to_yaml(value: object, indent: int = 0) -> list[str]:
     return lines
 
 
+def python_test(name: str, code: str, item: str) -> dict[str, object]:
+    """A command test running `code` with the image's `python`, the item in argv."""
+    return {"name": name, "command": "python", "args": ["-c", code, item]}
+
+
 def equal_coverage_suite(settings: config.Settings, info: images.ImageInfo, answer: dict[str, Any]) -> Suite:
     """One CST test per item dockyard's shared checks look at, from the same inputs dockyard reads.
 
@@ -236,18 +241,11 @@ def equal_coverage_suite(settings: config.Settings, info: images.ImageInfo, answ
         if smoke.expect is not None:
             test["expectedOutput"] = [go_literal(smoke.expect)]
         smoke_tests.append(test)
-    command_tests: list[dict[str, object]] = [
+    command_tests = [
         uid_test,
-        *({"name": f"imports: {m}", "command": "python", "args": ["-c", IMPORT_CODE, m]} for m in modules),
+        *(python_test(f"imports: {module}", IMPORT_CODE, module) for module in modules),
         *smoke_tests,
-        *(
-            {
-                "name": f"no-dev-packages: {name}",
-                "command": "python",
-                "args": ["-c", NOT_INSTALLED_CODE, name],
-            }
-            for name in dev
-        ),
+        *(python_test(f"no-dev-packages: {name}", NOT_INSTALLED_CODE, name) for name in dev),
     ]
     # no-stray-files: CST cannot glob, so each literal name at the working directory and at /, and
     # the project's development folders where they would land.
@@ -483,12 +481,12 @@ def report(tools: Sequence[Tool]) -> bool:
         print(f"  {label:<37} {tests:>9} {cst:>7.2f}  {cst / dockyard:>13.2f}x  {cst / dockyard_cli:>12.2f}x")
     cst_equal = statistics.median(equal.seconds)
 
-    def verdict(ratio: float) -> str:
+    def met(ratio: float) -> str:
         return "met" if ratio >= TARGET_RATIO else "NOT met"
 
     print(
-        f"target >= {TARGET_RATIO:g}x at equal coverage: {verdict(cst_equal / dockyard)} in process, "
-        f"{verdict(cst_equal / dockyard_cli)} as a CLI process"
+        f"target >= {TARGET_RATIO:g}x at equal coverage: {met(cst_equal / dockyard)} in process, "
+        f"{met(cst_equal / dockyard_cli)} as a CLI process"
     )
     n_min, n_equal = (t.last.count if t.last else 0 for t in (minimal, equal))
     if n_equal > n_min:

@@ -27,9 +27,15 @@ from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
 FIXTURE = ROOT / "tests" / "fixtures" / "tinyapp"
 
 
-def _build(docker: engine.Engine, settings: config.Settings, name: str) -> build.BuildResult:
+def _build(
+    docker: engine.Engine, settings: config.Settings, name: str, secrets: Mapping[str, Path] | None = None
+) -> build.BuildResult:
     request = build.request_for(settings, tags=(f"dockyard-test/tinyapp-{name}:{TEST_RUN}",))
-    request = dataclasses.replace(request, labels={**request.labels, LABEL_TEST_RUN: TEST_RUN})
+    request = dataclasses.replace(
+        request,
+        labels={**request.labels, LABEL_TEST_RUN: TEST_RUN},
+        secrets={**request.secrets, **(secrets or {})},
+    )
     return build.build(docker, request)
 
 
@@ -48,14 +54,16 @@ def variant(
 ) -> Variant:
     """Build a broken variant: a copy of the fixture with files replaced; `{good}` names the good image."""
 
-    def make(name: str, files: Mapping[str, str]) -> tuple[config.Settings, str]:
+    def make(
+        name: str, files: Mapping[str, str], secrets: Mapping[str, Path] | None = None
+    ) -> tuple[config.Settings, str]:
         root = tmp_path / name
         shutil.copytree(FIXTURE, root, ignore=shutil.ignore_patterns("__pycache__"))
         for relative, text in files.items():
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
             (root / relative).write_text(text.replace("{good}", good[1].tags[0]))
         settings = config.load(root)
-        return settings, _build(docker, settings, name).tags[0]
+        return settings, _build(docker, settings, name, secrets).tags[0]
 
     return make
 
@@ -305,21 +313,11 @@ USER app
 
 
 def test_build_secret_left_in_a_layer_fails(
-    docker: engine.Engine, good: tuple[config.Settings, build.BuildResult], tmp_path: Path
+    docker: engine.Engine, good: tuple[config.Settings, build.BuildResult], variant: Variant, tmp_path: Path
 ) -> None:
     token = tmp_path / "token.txt"
     token.write_text("dockyard-test-token-5f2c9a1e7b\n")
-    root = tmp_path / "leak"
-    shutil.copytree(FIXTURE, root)
-    (root / "Dockerfile").write_text(LEAK.replace("{good}", good[1].tags[0]))
-    settings = config.load(root)
-    request = build.request_for(settings, tags=(f"dockyard-test/tinyapp-leak:{TEST_RUN}",))
-    request = dataclasses.replace(
-        request,
-        labels={**request.labels, LABEL_TEST_RUN: TEST_RUN},
-        secrets={**request.secrets, "token": token},
-    )
-    ref = build.build(docker, request).tags[0]
+    settings, ref = variant("leak", {"Dockerfile": LEAK}, secrets={"token": token})
     result = run(docker, settings, ref, "no-build-secrets", secrets=(token,))["no-build-secrets"]
     assert result.outcome is Outcome.FAIL
     assert "file /opt/token holds token.txt" in result.evidence
