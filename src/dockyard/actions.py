@@ -31,6 +31,9 @@ class BuildOptions:
     platform: str | None = None
     quiet: bool = False
     clean_checkout: bool = False  # build the committed tree (HEAD), not the working tree
+    builder: str | None = None  # buildx only, like cache_to
+    cache_from: Sequence[str] = ()
+    cache_to: Sequence[str] = ()
 
 
 def build_image(settings: config.Settings, options: BuildOptions, console: Console) -> BuildResult:
@@ -57,6 +60,9 @@ def _build(
         no_cache=options.no_cache,
         target=options.target,
         platform=options.platform,
+        builder=options.builder,
+        cache_from=options.cache_from,
+        cache_to=options.cache_to,
     )
     docker = engine.connect(settings.docker)
     console.print(f"[bold]dockyard build[/] {escape(str(settings.dockerfile))} with {docker.cli.describe()}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockyard import git, images, process
+from dockyard import dockerfile, git, images, process
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, BuildkitPath, Cli, Engine
 from dockyard.errors import BuildFailed, UsageError
@@ -112,7 +112,7 @@ def created_time(state: git.GitState, environ: Mapping[str, str]) -> datetime:
 
 
 def oci_labels(
-    settings: Settings, state: git.GitState, created: datetime, source: str | None
+    settings: Settings, state: git.GitState, created: datetime, source: str | None, base: str | None = None
 ) -> dict[str, str]:
     labels = {
         "org.opencontainers.image.title": settings.project_name,
@@ -125,6 +125,8 @@ def oci_labels(
         labels["org.opencontainers.image.revision"] = state.revision_tag or state.sha
     if source:
         labels["org.opencontainers.image.source"] = source
+    if base:  # what the image really starts from (a stand-in says so), for size-report's grouping
+        labels["org.opencontainers.image.base.name"] = base
     labels.update(settings.labels)
     return labels
 
@@ -139,6 +141,9 @@ def request_for(
     target: str | None = None,
     platform: str | None = None,
     source: str | None = None,
+    builder: str | None = None,
+    cache_from: Sequence[str] = (),
+    cache_to: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> BuildRequest:
     """The build request for a project's image, from its settings and the git state."""
@@ -153,19 +158,21 @@ def request_for(
             f"build context {settings.context} is not a directory: fix `context` in [tool.dockyard]"
         )
     secrets = {settings.ca_secret_id: settings.ca_bundle} if settings.ca_bundle else {}
+    args = {**settings.build_args, **(build_args or {})}
+    base = dockerfile.parse(settings.dockerfile).final_base(args)
     return BuildRequest(
         dockerfile=settings.dockerfile,
         context=settings.context,
         tags=tuple(tags) or image_tags(settings.image, settings.project_version, state),
-        build_args={**settings.build_args, **(build_args or {})},
-        labels=oci_labels(settings, state, created_time(state, environ), source),
+        build_args=args,
+        labels=oci_labels(settings, state, created_time(state, environ), source, base),
         secrets=secrets,
         target=target or settings.target,
         platform=platform or settings.platform,
         no_cache=no_cache,
-        builder=settings.builder,
-        cache_from=settings.cache_from,
-        cache_to=settings.cache_to,
+        builder=builder or settings.builder,
+        cache_from=tuple(cache_from) or settings.cache_from,
+        cache_to=tuple(cache_to) or settings.cache_to,
     )
 
 

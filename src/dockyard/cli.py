@@ -86,6 +86,9 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--target")
     build.add_argument("--platform")
     build.add_argument("--quiet", action="store_true", help="no live build progress")
+    build.add_argument("--builder", help="buildx builder (e.g. a remote BuildKit)")
+    build.add_argument("--cache-from", action="append", default=[], metavar="REF", help="buildx cache source")
+    build.add_argument("--cache-to", action="append", default=[], metavar="REF", help="buildx cache export")
 
     verify = commands.add_parser("verify", help="run the image checklist (builds first unless --image)")
     verify.add_argument("--image", help="verify this image instead of building the project's")
@@ -158,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 target=args.target,
                 platform=args.platform,
                 quiet=args.quiet,
+                builder=args.builder,
+                cache_from=args.cache_from,
+                cache_to=args.cache_to,
             )
             actions.build_image(settings, options, console)
         elif args.command == "verify":

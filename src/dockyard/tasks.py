@@ -52,8 +52,11 @@ def _settings(c: Context) -> config.Settings:
 
 
 @task(
-    iterable=["tag", "build_arg"],
+    iterable=["tag", "build_arg", "cache_from", "cache_to"],
     help={
+        "builder": "buildx builder (e.g. a remote BuildKit)",
+        "cache-from": "buildx cache source (repeatable)",
+        "cache-to": "buildx cache export (repeatable)",
         "tag": "tag to apply instead of <image>:<version> and <image>:<sha> (repeatable)",
         "build-arg": "KEY=VALUE build arg (repeatable), over [tool.dockyard] build-args",
         "no-cache": "build without BuildKit's cache",
@@ -71,6 +74,9 @@ def build(
     target: str | None = None,
     platform: str | None = None,
     quiet: bool = False,
+    builder: str | None = None,
+    cache_from: list[str] | None = None,
+    cache_to: list[str] | None = None,
 ) -> None:
     """Build the project's image with BuildKit: tags, labels, build args, CA secret."""
     args = dict(item.partition("=")[::2] for item in build_arg or [])
@@ -81,6 +87,9 @@ def build(
         target=target,
         platform=platform,
         quiet=_option(c, "quiet", quiet),
+        builder=builder,
+        cache_from=cache_from or [],
+        cache_to=cache_to or [],
     )
     actions.build_image(_settings(c), options, make_console())
 

@@ -105,3 +105,20 @@ def test_bad_input_gives_one_clear_line_and_no_traceback(
     first = done.stderr.strip().splitlines()[0]
     assert first.startswith("dockyard: error:")
     assert expected in first
+
+
+def test_missing_image_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "1.0"\n')
+    done = _cli("verify", "--image", f"dockyard-test/nope:{TEST_RUN}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"dockyard: error: no image 'dockyard-test/nope:{TEST_RUN}' on this engine: "
+        "build it first (invoke build) or check the name"
+    )
+
+
+def test_build_labels_name_the_base_it_really_used(
+    docker: engine.Engine, project_image: build.BuildResult, base_image: str
+) -> None:
+    labels = docker.image(project_image.image_id).labels
+    assert labels["org.opencontainers.image.base.name"] == base_image
