@@ -1,0 +1,74 @@
+"""Containers dockyard makes are removed on success, failure, timeout, Ctrl-C and SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard import engine
+from tests.engine.conftest import ImageBuilder
+
+# A service whose healthcheck never passes: verify waits on it until interrupted or timed out.
+NEVER_HEALTHY = """\
+ARG PYTHON_IMAGE
+FROM ${PYTHON_IMAGE}
+RUN useradd --uid 10001 app
+USER 10001
+HEALTHCHECK --interval=30s --retries=1000 CMD ["python3", "-c", "raise SystemExit(1)"]
+CMD ["python3", "-c", "import time; time.sleep(600)"]
+"""
+
+
+def _ours(docker: engine.Engine, image_id: str) -> list[str]:
+    """Containers of `image_id` that dockyard labelled as its own."""
+    made = docker.client.containers.list(all=True, filters={"label": f"{engine.LABEL_MANAGED}=true"})
+    return [str(c.id) for c in made if c.attrs["Image"] == image_id]
+
+
+def _verify(project: Path, ref: str, timeout: float) -> subprocess.Popen[str]:
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "svc"\nversion = "1.0"\n[tool.dockyard]\nservice = true\n'
+        f"[tool.dockyard.verify]\nhealthcheck-timeout = {timeout}\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "dockyard", "verify", "--image", ref, "--only", "healthcheck"],
+        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_verify_leaves_no_container(
+    docker: engine.Engine, build_image: ImageBuilder, tmp_path: Path, sig: signal.Signals
+) -> None:
+    built = build_image(NEVER_HEALTHY, name="never-healthy")
+    proc = _verify(tmp_path, built.tags[0], timeout=300)
+    try:
+        deadline = time.monotonic() + 60
+        while not _ours(docker, built.image_id):
+            assert time.monotonic() < deadline, "verify never started its healthcheck container"
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "interrupted" in stderr
+    assert "Traceback" not in stderr
+    assert _ours(docker, built.image_id) == []
+
+
+def test_a_healthcheck_timeout_fails_and_leaves_no_container(
+    docker: engine.Engine, build_image: ImageBuilder, tmp_path: Path
+) -> None:
+    built = build_image(NEVER_HEALTHY, name="never-healthy")
+    proc = _verify(tmp_path, built.tags[0], timeout=3)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "not healthy within 3s" in stdout
+    assert _ours(docker, built.image_id) == []
