@@ -47,7 +47,9 @@ def _option(c: Context, name: str, value: Any) -> Any:
 
 
 def _settings(c: Context) -> config.Settings:
-    project = c.config.dockyard.project
+    """The project: `dockyard.project` in Invoke's config, else where Invoke found tasks.py (so
+    `invoke -r DIR ...` works on DIR), else the current directory."""
+    project = c.config.dockyard.project or getattr(c.config, "_project_prefix", None)
     return config.load(Path(project) if project else None)
 
 

@@ -63,3 +63,11 @@ def test_bad_configuration_exits_2_without_traceback(project: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "unknown key 'size-budgte'. Perhaps you meant 'size-budget'?" in done.stderr
+
+
+def test_search_root_names_the_project(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    done = _invoke(elsewhere, "-r", str(project), "lock")
+    assert done.returncode == 0, done.stderr
+    assert (project / "uv.lock").is_file()
+    assert not (elsewhere / "uv.lock").exists()
