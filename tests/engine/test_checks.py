@@ -7,9 +7,10 @@ good image, so only the first build downloads anything.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,20 @@ def test_good_image_passes_every_check(
     assert leftovers == []
 
 
+@pytest.fixture
+def new_tinyapp_tags_removed(docker: engine.Engine) -> Iterator[None]:
+    """Tests that build through `dockyard verify` tag the fixture's own image name: remove what they add."""
+
+    def tags() -> set[str]:
+        return {t for image in docker.client.images.list(name="dockyard-test/tinyapp") for t in image.tags}
+
+    before = tags()
+    yield
+    for tag in tags() - before:
+        docker.client.images.remove(tag)
+
+
+@pytest.mark.usefixtures("new_tinyapp_tags_removed")
 def test_builds_fails_with_the_failing_step(tmp_path: Path) -> None:
     root = tmp_path / "broken"
     shutil.copytree(FIXTURE, root)
@@ -390,3 +405,23 @@ def test_report_files_are_written_in_the_same_run(
     assert '"outcome": "pass"' in (tmp_path / "r.json").read_text()
     assert 'name="non-root"' in (tmp_path / "r.xml").read_text()
     assert "| size |" in (tmp_path / "r.md").read_text()
+
+
+@pytest.mark.usefixtures("new_tinyapp_tags_removed")
+def test_clean_checkout_builds_only_what_is_committed(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    _git(root, "init", "-q")
+    _git(root, "add", "pyproject.toml", "uv.lock", "Dockerfile", ".dockerignore")
+    _git(root, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "no source yet")
+    settings = config.load(root)
+    request = VerifyRequest(only=("builds",), json_path=tmp_path / "out.json")
+    # the working tree has src/ (untracked): it builds
+    verify_action(settings, request, Console(quiet=True))
+    # the committed tree has no src/: a clean checkout cannot build it
+    clean = dataclasses.replace(settings, verify=dataclasses.replace(settings.verify, clean_checkout=True))
+    with pytest.raises(ChecksFailed, match="builds"):
+        verify_action(clean, request, Console(quiet=True))
+    builds = json.loads((tmp_path / "out.json").read_text())["results"][0]
+    assert builds["outcome"] == "fail"
+    assert any('"/src" not found' in line for line in builds["details"])
