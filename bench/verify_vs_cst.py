@@ -120,10 +120,15 @@ def run_cst(binary: Path, ref: str, cst_config: Path) -> Verdict:
     problems = tuple(
         f"{r.get('Name')}: {'; '.join(r.get('Errors') or ['failed'])}" for r in results if not r.get("Pass")
     )
+    # CST times each command test itself (its Duration is their sum); file and metadata tests it
+    # reports as 0 s.
+    timed = [int(r.get("Duration", 0)) / 1e9 for r in results if str(r.get("Name", "")).startswith("Command")]
     summary = (
         f"{'PASS' if done.returncode == 0 and not problems else 'FAIL'} {data.get('Pass')}/"
         f"{data.get('Total')} tests ({shown}); CST's own duration {int(data.get('Duration', 0)) / 1e9:.2f}s"
     )
+    if timed:
+        summary += f" ({statistics.mean(timed):.2f}s per command test; it does not time the others)"
     return Verdict(done.returncode == 0 and not problems, summary, problems, int(data.get("Total", 0)))
 
 
@@ -281,7 +286,8 @@ def equal_coverage_suite(settings: config.Settings, info: images.ImageInfo, answ
         f"# image {info.ref} ({info.id[7:19]}), Python {python['version']}.",
         *(f"#   {check}: {tests}" for check, tests in per_check.items()),
         "# CST cannot glob, walk the image, or look in environments other than the image's `python`:",
-        "# where dockyard matches patterns everywhere, this suite lists literal paths.",
+        "# where dockyard matches patterns everywhere, this suite lists literal paths. The bench",
+        "# writes a fresh one per run into a temporary file (`--write-suite PATH` keeps a copy).",
     ]
     suite = {
         "schemaVersion": "2.0.0",
@@ -426,6 +432,12 @@ def probe_breakdown(engine: Engine, settings: config.Settings, ref: str) -> str:
 # --- main -----------------------------------------------------------------------------------------
 
 
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 def make_tools(engine: Engine, settings: config.Settings, ref: str, minimal: Path, equal: Path) -> list[Tool]:
     """The lineup, in the order `report` reads it: CST minimal, CST equal, dockyard x3."""
     binary = cst_binary()
@@ -433,7 +445,7 @@ def make_tools(engine: Engine, settings: config.Settings, ref: str, minimal: Pat
     full_options = VerifyOptions(skip=("layer-cache",))
     shared = f"the {len(SHARED)} shared checks"
     return [
-        Tool("CST, minimal suite", minimal.name, lambda: run_cst(binary, ref, minimal)),
+        Tool("CST, minimal suite", shown(minimal), lambda: run_cst(binary, ref, minimal)),
         Tool("CST, equal coverage", "generated (temporary file)", lambda: run_cst(binary, ref, equal)),
         Tool("dockyard verify_image", shared, lambda: run_dockyard(engine, settings, ref, shared_options)),
         Tool("dockyard verify (CLI process)", shared, lambda: run_dockyard_cli(ref, SHARED)),
@@ -463,7 +475,7 @@ def report(tools: Sequence[Tool]) -> bool:
         for problem in verdict.problems:
             print(f"    {problem}")
     print()
-    print(f"{'':<31} {'runs':<27} {'tests':>5} {'containers':>10} {'median s':>9}  runs s")
+    print(f"{'':<31} {'suite / checks':<27} {'tests':>5} {'containers':>10} {'median s':>9}  runs s")
     for tool in tools:
         count = tool.last.count if tool.last else 0
         runs = " ".join(f"{s:.2f}" for s in tool.seconds)
@@ -481,13 +493,14 @@ def report(tools: Sequence[Tool]) -> bool:
         print(f"  {label:<37} {tests:>9} {cst:>7.2f}  {cst / dockyard:>13.2f}x  {cst / dockyard_cli:>12.2f}x")
     cst_equal = statistics.median(equal.seconds)
 
-    def met(ratio: float) -> str:
-        return "met" if ratio >= TARGET_RATIO else "NOT met"
+    def met(cst_tool: Tool) -> str:
+        cst = statistics.median(cst_tool.seconds)
+        return (
+            f"{'met' if cst / dockyard >= TARGET_RATIO else 'NOT met'} in process, "
+            f"{'met' if cst / dockyard_cli >= TARGET_RATIO else 'NOT met'} as a CLI process"
+        )
 
-    print(
-        f"target >= {TARGET_RATIO:g}x at equal coverage: {met(cst_equal / dockyard)} in process, "
-        f"{met(cst_equal / dockyard_cli)} as a CLI process"
-    )
+    print(f"target >= {TARGET_RATIO:g}x: at equal coverage {met(equal)}; on the minimal suite {met(minimal)}")
     n_min, n_equal = (t.last.count if t.last else 0 for t in (minimal, equal))
     if n_equal > n_min:
         slope = (cst_equal - statistics.median(minimal.seconds)) / (n_equal - n_min)
@@ -497,9 +510,10 @@ def report(tools: Sequence[Tool]) -> bool:
             f"tests; {per_test:.1f} containers per test)"
         )
     print(
-        "dockyard's marginal cost: 0 s per item: one dockyard run, timed once per round, stands against "
-        "both suites (its coverage does not shrink to the minimal suite's); its one probe container "
-        "answers every item"
+        "dockyard's marginal cost: ~0 s per item: the same dockyard run stands against both suites (its "
+        "coverage does not shrink to the minimal suite's), one probe container for every item; a dev "
+        "package or a stray path is one more name in one listing or one walk, and only another module "
+        "or smoke command would add a subprocess inside that container (see the breakdown below)"
     )
     return all(tool.last is not None and tool.last.ok for tool in tools)
 
