@@ -146,7 +146,7 @@ class Engine:
             client.ping()
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(
-                f"no Docker engine answers ({_first_line(exc)}): start dockerd, or run "
+                f"no Docker engine answers ({first_line(exc)}): start dockerd, or run "
                 "scripts/provision-engine"
             ) from None
         return client
@@ -173,7 +173,7 @@ class Engine:
                 f"no image {ref!r} on this engine: build it first (invoke build) or check the name"
             ) from None
         except docker.errors.APIError as exc:
-            raise EngineUnavailable(f"inspecting {ref}: {_first_line(exc)}") from None
+            raise EngineUnavailable(f"inspecting {ref}: {first_line(exc)}") from None
 
     def image_exists(self, ref: str) -> bool:
         try:
@@ -191,7 +191,7 @@ class Engine:
         except docker.errors.ImageNotFound:
             raise ImageNotFound(f"no image {image!r} on this engine") from None
         except docker.errors.APIError as exc:
-            raise EngineUnavailable(f"creating a container of {image}: {_first_line(exc)}") from None
+            raise EngineUnavailable(f"creating a container of {image}: {first_line(exc)}") from None
         try:
             yield made
         finally:
@@ -205,12 +205,12 @@ class Engine:
             try:
                 made.start()
             except docker.errors.APIError as exc:
-                raise EngineUnavailable(f"starting a container of {image}: {_first_line(exc)}") from None
+                raise EngineUnavailable(f"starting a container of {image}: {first_line(exc)}") from None
             try:
                 status = made.wait(timeout=timeout)
             except Exception as exc:  # requests' ReadTimeout and friends
                 raise CommandTimeout(
-                    f"a container of {image} did not finish within {timeout:g} s ({_first_line(exc)})"
+                    f"a container of {image} did not finish within {timeout:g} s ({first_line(exc)})"
                 ) from None
             return RunResult(
                 code=int(status.get("StatusCode", -1)),
@@ -250,6 +250,6 @@ def connect(docker_cli: str | None = None) -> Engine:
     return _ENGINES[docker_cli]
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

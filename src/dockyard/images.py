@@ -6,11 +6,19 @@ Everything here reads metadata only (no export, no container), so it answers in 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.engine import Engine
+import docker.errors
+import requests.exceptions
+
+from dockyard import imagefs
+from dockyard.engine import Engine, first_line
+from dockyard.errors import DockyardError
+
+EXPORT_CHUNK = 1 << 20
 
 # History entries that only change the image config; every other entry made a layer.
 _METADATA_ONLY = re.compile(
@@ -130,6 +138,39 @@ def shorten_instruction(created_by: str, width: int = 90) -> str:
     text = text.removesuffix("# buildkit").strip()
     text = re.sub(r"\s+", " ", text)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _until(chunks: Iterable[bytes], stop: threading.Event) -> Iterator[bytes]:
+    for chunk in chunks:
+        if stop.is_set():  # the caller was interrupted: stop reading the export
+            return
+        yield chunk
+
+
+def scan_export(
+    engine: Engine,
+    image_id: str,
+    *,
+    needles: Mapping[str, bytes] | None = None,
+    stop: threading.Event | None = None,
+) -> imagefs.ExportScan:
+    """One streaming pass over the image's export (never held in memory or written to disk).
+
+    The engine may prepare the export before its first byte (Engine 20.10 stages it on disk): that
+    wait is part of the cost, and of `docker save`'s too. `stop` ends the read early.
+    """
+    chunks = engine.image(image_id).save(chunk_size=EXPORT_CHUNK)
+    try:
+        return imagefs.scan_export(_until(chunks, stop or threading.Event()), needles=needles)
+    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        raise DockyardError(
+            f"the export of {image_id.removeprefix('sha256:')[:12]} broke off ({first_line(exc)}): check "
+            "that dockerd is running and has disk space for `docker save`, then try again"
+        ) from None
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def inspect_image(engine: Engine, ref: str) -> ImageInfo:

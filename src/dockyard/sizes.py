@@ -20,16 +20,14 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import docker.errors
 import humanize
-import requests.exceptions
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -40,13 +38,12 @@ from dockyard import dockerfile, imagefs, probing
 from dockyard.config import Settings
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, ImageNotFound, UsageError
-from dockyard.images import ImageInfo, Layer, inspect_image
+from dockyard.images import ImageInfo, Layer, inspect_image, scan_export
 
 HISTORY_VERSION = 1
 HISTORY_KEEP = 50  # builds kept per image name
 NOISE_FLOOR = 100_000  # bytes: less growth than this is a few files, never flagged
 BASE_LABEL = "org.opencontainers.image.base.name"
-_EXPORT_CHUNK = 1 << 20
 # The distributions only: no imports, no commands, no walk of the image's filesystem.
 PROBE_SPEC: Mapping[str, object] = {
     "imports": [],
@@ -597,41 +594,9 @@ def _probe(engine: Engine, image_id: str) -> tuple[dict[str, Any] | None, str | 
     return answer, None, time.perf_counter() - started
 
 
-def _until(chunks: Iterable[bytes], stop: threading.Event) -> Iterator[bytes]:
-    for chunk in chunks:
-        if stop.is_set():  # the report was interrupted: stop reading the export
-            return
-        yield chunk
-
-
-def export_scan(engine: Engine, image_id: str, stop: threading.Event | None = None) -> imagefs.ExportScan:
-    """One streaming pass over the image's export (never held in memory or written to disk).
-
-    The engine may prepare the export before its first byte (Engine 20.10 stages it on disk): that
-    wait is part of the cost, and of `docker save`'s too.
-    """
-    chunks = engine.image(image_id).save(chunk_size=_EXPORT_CHUNK)
-    try:
-        return imagefs.scan_export(_until(chunks, stop or threading.Event()))
-    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-        raise DockyardError(
-            f"the export of {_short(image_id)} broke off ({_first_line(exc)}): check that dockerd "
-            "is running and has disk space for `docker save`, then run the report again"
-        ) from None
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _timed(fn: Callable[..., _T], *args: Any) -> tuple[_T, float]:
+def _timed(fn: Callable[[], _T]) -> tuple[_T, float]:
     started = time.perf_counter()
-    return fn(*args), time.perf_counter() - started
+    return fn(), time.perf_counter() - started
 
 
 def size_report(
@@ -666,7 +631,7 @@ def size_report(
         probing_: Future[tuple[dict[str, Any] | None, str | None, float]] | None = None
         if distributions and settings.size.top > 0:
             probing_ = pool.submit(_probe, engine, info.id)
-        exporting = pool.submit(_timed, export_scan, engine, info.id, stop) if deep else None
+        exporting = pool.submit(_timed, lambda: scan_export(engine, info.id, stop=stop)) if deep else None
         try:
             found_base = find_base(engine, settings, info, name, base)
             previous = previous_build(history, name, info.id)

@@ -21,7 +21,7 @@ from typing import Any
 import docker.errors
 
 from dockyard import build as builds
-from dockyard import checks, git, imagefs, images, lock, probing
+from dockyard import checks, git, images, lock, probing
 from dockyard.checks import CHECKS, CacheOutcome, Facts, HealthOutcome
 from dockyard.config import Settings
 from dockyard.dockerfile import Dockerfile
@@ -64,9 +64,7 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
         ),
         "lock_status": lambda: lock.check(settings.project_dir),
         "health": lambda: _health(engine, image_ref, info, settings.verify.healthcheck_timeout),
-        "export": lambda: imagefs.scan_export(
-            engine.image(image_ref).save(chunk_size=1 << 20), needles=facts.secrets
-        ),
+        "export": lambda: images.scan_export(engine, info.id, needles=facts.secrets),
         "cache": lambda: _layer_cache(engine, settings),
     }
     wanted = {"base"} | (needs & set(gatherers))
