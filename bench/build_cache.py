@@ -31,7 +31,7 @@ from dockyard import build, config, images
 from dockyard.dockerfile import parse as parse_dockerfile
 from dockyard.engine import Engine, connect
 from dockyard.errors import DockyardError
-from dockyard.verify import _copy_project  # the same scratch copy the layer-cache check builds
+from dockyard.verify import copy_project  # the same scratch copy the layer-cache check builds
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_REPOSITORY = "dockyard-bench/build-cache"
@@ -150,7 +150,7 @@ def _build_three(
     echo = (lambda line: print(f"  {line}")) if show else None
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as scratch:
         root = Path(scratch) / "project"
-        _copy_project(ROOT, root)
+        copy_project(ROOT, root)
         moved = settings.relocated(root)
         # One request for all three builds: the same labels (created time included), so an unchanged
         # rebuild can give the very same image.

@@ -52,7 +52,7 @@ from dockyard import build, checks, config, images, lock, probing, process
 from dockyard.engine import Engine, connect
 from dockyard.errors import DockyardError, UsageError
 from dockyard.results import Outcome
-from dockyard.verify import VerifyOptions, _probe_spec, verify_image
+from dockyard.verify import VerifyOptions, probe_spec, verify_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CST_CONFIG = Path(__file__).resolve().parent / "cst" / "dockyard.yaml"
@@ -302,7 +302,7 @@ def equal_coverage_suite(settings: config.Settings, info: images.ImageInfo, answ
 def generate_suite(engine: Engine, settings: config.Settings, ref: str) -> Suite:
     """One untimed probe run on `ref`, then the suite from it."""
     info = images.inspect_image(engine, ref)
-    answer = probing.run_probe(engine, ref, _probe_spec(settings, info), timeout=settings.verify.timeout)
+    answer = probing.run_probe(engine, ref, probe_spec(settings, info), timeout=settings.verify.timeout)
     return equal_coverage_suite(settings, replace(info, ref=ref), answer)
 
 
@@ -415,7 +415,7 @@ def probe_breakdown(engine: Engine, settings: config.Settings, ref: str) -> str:
     """One extra, untimed probe run: the container's wall time against the probe's own sections."""
     info = images.inspect_image(engine, ref)
     start = time.monotonic()
-    answer = probing.run_probe(engine, ref, _probe_spec(settings, info), timeout=settings.verify.timeout)
+    answer = probing.run_probe(engine, ref, probe_spec(settings, info), timeout=settings.verify.timeout)
     wall = time.monotonic() - start
     walk = answer.get("walk", {})
     imports = sum(float(i.get("seconds", 0)) for i in answer.get("imports", []))

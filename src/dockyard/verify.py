@@ -60,7 +60,7 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     gatherers: dict[str, Callable[[], Any]] = {
         "base": lambda: _base_image(engine, settings, dockerfile),
         "probe": lambda: probing.run_probe(
-            engine, image_ref, _probe_spec(settings, info), timeout=settings.verify.timeout
+            engine, image_ref, probe_spec(settings, info), timeout=settings.verify.timeout
         ),
         "lock_status": lambda: lock.check(settings.project_dir),
         "health": lambda: _health(engine, image_ref, info, settings.verify.healthcheck_timeout),
@@ -176,7 +176,7 @@ def _base_image(engine: Engine, settings: Settings, dockerfile: Dockerfile | Non
     return images.inspect_image(engine, ref)
 
 
-def _probe_spec(settings: Settings, info: images.ImageInfo) -> dict[str, object]:
+def probe_spec(settings: Settings, info: images.ImageInfo) -> dict[str, object]:
     verify = settings.verify
     return {
         "imports": list(verify.imports if verify.imports is not None else (settings.package,)),
@@ -261,7 +261,7 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
     """Build a scratch copy of the context twice, the second time after a source-only change."""
     with tempfile.TemporaryDirectory(prefix="dockyard-cache-") as scratch:
         root = Path(scratch) / "project"
-        _copy_project(settings.project_dir, root)
+        copy_project(settings.project_dir, root)
         moved = settings.relocated(root)
         request = replace(builds.request_for(moved, tags=()), tags=(), labels=engine.labels)
         made: list[str] = []
@@ -287,7 +287,7 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
         )
 
 
-def _copy_project(source: Path, destination: Path) -> None:
+def copy_project(source: Path, destination: Path) -> None:
     """The files git knows (tracked and untracked-not-ignored), or everything but caches outside git."""
     try:
         names = git.list_files(source)
