@@ -126,7 +126,7 @@ def oci_labels(
     if source:
         labels["org.opencontainers.image.source"] = source
     if base:  # what the image really starts from (a stand-in says so), for size-report's grouping
-        labels["org.opencontainers.image.base.name"] = base
+        labels[images.BASE_LABEL] = base
     labels.update(settings.labels)
     return labels
 

@@ -20,7 +20,7 @@ from dockyard.config import Settings
 from dockyard.dockerfile import Dockerfile
 from dockyard.errors import DockyardError
 from dockyard.imagefs import ExportScan
-from dockyard.images import ImageInfo
+from dockyard.images import Base, ImageInfo, common_prefix
 from dockyard.lock import LockedSets
 from dockyard.results import Outcome
 
@@ -79,7 +79,7 @@ class Facts:
     settings: Settings
     image: ImageInfo
     dockerfile: Dockerfile | None = None
-    base: ImageInfo | None = None
+    base: Base | None = None  # the image it starts from, when known: its layers are not the build's
     build: BuildResult | None = None
     probe: Mapping[str, Any] | None = None
     locked: LockedSets | None = None
@@ -355,7 +355,7 @@ def check_no_build_secrets(facts: Facts) -> Verdict:
                 found.append(f"history entry `{entry.created_by[:60]}` holds secret {name}")
     export = facts.export
     export = require(export)
-    base_layers = len(facts.base.diff_ids) if facts.base else 0
+    base_layers = common_prefix(image.diff_ids, facts.base.diff_ids) if facts.base else 0
     for hit in export.hits:
         if hit.layer_index >= base_layers:
             found.append(f"layer {hit.layer_index} ({hit.diff_id[7:19]}) file /{hit.path} holds {hit.needle}")

@@ -14,11 +14,13 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from dockyard import imagefs
+from dockyard import dockerfile, imagefs
+from dockyard.config import Settings
 from dockyard.engine import Engine, first_line
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, ImageNotFound, UsageError
 
 EXPORT_CHUNK = 1 << 20
+BASE_LABEL = "org.opencontainers.image.base.name"  # set by dockyard's builds: what the image started from
 
 # History entries that only change the image config; every other entry made a layer.
 _METADATA_ONLY = re.compile(
@@ -103,7 +105,7 @@ class ImageInfo:
         paired = len(makers) == len(self.diff_ids)
         if not paired:  # fall back to the entries that certainly made a layer
             makers = [h for h in self.history if h.size > 0]
-        base = _common_prefix(self.diff_ids, base_diff_ids)
+        base = common_prefix(self.diff_ids, base_diff_ids)
         layers = []
         for index, diff_id in enumerate(self.diff_ids):
             entry = makers[index] if index < len(makers) and paired else None
@@ -119,7 +121,7 @@ class ImageInfo:
         return layers
 
 
-def _common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
+def common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
     count = 0
     for left, right in zip(a, b, strict=False):
         if left != right:
@@ -171,6 +173,66 @@ def scan_export(
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+
+
+def image_name(ref: str) -> str:
+    """The repository of a reference: `acme/api` of `acme/api:1.0` or `host:5000/acme/api@sha256:...`."""
+    name = ref.split("@", 1)[0]
+    tag = name.rfind(":")
+    return name[:tag] if tag > name.rfind("/") else name
+
+
+def subject_name(ref: str, info: ImageInfo) -> str:
+    """The image name a report is filed under; an id reference takes its image's first tag's name."""
+    bare = ref.removeprefix("sha256:")
+    if ref.startswith("sha256:") or info.id.removeprefix("sha256:").startswith(bare):
+        return image_name(info.tags[0]) if info.tags else info.id
+    return image_name(ref)
+
+
+@dataclass(frozen=True)
+class Base:
+    ref: str | None
+    diff_ids: tuple[str, ...] = ()
+    note: str | None = None  # why no (or not every) layer is grouped as base
+
+
+def find_base(
+    engine: Engine, settings: Settings, info: ImageInfo, name: str, explicit: str | None = None
+) -> Base:
+    """The base image's layers: `explicit`, else the image's `org.opencontainers.image.base.name` label
+    (what it was really built on), else the project's Dockerfile (for the project's image)."""
+    if explicit:
+        ref = explicit
+    elif label := info.labels.get(BASE_LABEL):
+        ref = label
+    elif name == settings.image:
+        try:
+            found = dockerfile.parse(settings.dockerfile).final_base(settings.build_args)
+        except UsageError as exc:
+            return Base(None, note=f"base image unknown ({exc.message}); no layers grouped as base")
+        if found is None:
+            return Base(None, note="the final stage starts FROM scratch: every layer is the Dockerfile's")
+        ref = found
+    else:
+        return Base(
+            None,
+            note=f"base image unknown: {name} is not the project's image ({settings.image}) and has no "
+            f"{BASE_LABEL} label; pass --base IMAGE to group its layers",
+        )
+    try:
+        diff_ids = tuple(engine.image(ref).attrs.get("RootFS", {}).get("Layers") or ())
+    except ImageNotFound:
+        return Base(ref, note=f"base image {ref} is not on this engine: no layers grouped as base (pull it)")
+    shared = common_prefix(info.diff_ids, diff_ids)
+    if shared < len(diff_ids):
+        return Base(
+            ref,
+            diff_ids,
+            note=f"{info.ref} starts with {shared} of the {len(diff_ids)} layers of {ref} (built on "
+            "another version of it?): only those are grouped as base",
+        )
+    return Base(ref, diff_ids)
 
 
 def inspect_image(engine: Engine, ref: str) -> ImageInfo:

@@ -34,16 +34,24 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from dockyard import dockerfile, imagefs, probing
+from dockyard import imagefs, probing
 from dockyard.config import Settings
 from dockyard.engine import Engine
-from dockyard.errors import DockyardError, ImageNotFound, UsageError
-from dockyard.images import ImageInfo, Layer, inspect_image, scan_export
+from dockyard.errors import DockyardError, UsageError
+from dockyard.images import (
+    Base,
+    ImageInfo,
+    Layer,
+    find_base,
+    image_name,
+    inspect_image,
+    scan_export,
+    subject_name,
+)
 
 HISTORY_VERSION = 1
 HISTORY_KEEP = 50  # builds kept per image name
 NOISE_FLOOR = 100_000  # bytes: less growth than this is a few files, never flagged
-BASE_LABEL = "org.opencontainers.image.base.name"
 # The distributions only: no imports, no commands, no walk of the image's filesystem.
 PROBE_SPEC: Mapping[str, object] = {
     "imports": [],
@@ -205,21 +213,6 @@ class SizeReport:
 # --- history -----------------------------------------------------------------------------------------
 
 
-def image_name(ref: str) -> str:
-    """The repository of a reference: `acme/api` of `acme/api:1.0` or `host:5000/acme/api@sha256:...`."""
-    name = ref.split("@", 1)[0]
-    tag = name.rfind(":")
-    return name[:tag] if tag > name.rfind("/") else name
-
-
-def subject_name(ref: str, info: ImageInfo) -> str:
-    """The image name a report is filed under; an id reference takes its image's first tag's name."""
-    bare = ref.removeprefix("sha256:")
-    if ref.startswith("sha256:") or info.id.removeprefix("sha256:").startswith(bare):
-        return image_name(info.tags[0]) if info.tags else info.id
-    return image_name(ref)
-
-
 def history_path(settings: Settings) -> Path:
     return settings.project_dir / settings.size.history
 
@@ -312,55 +305,6 @@ def record_built_image(engine: Engine, settings: Settings, ref: str) -> None:
 
 
 # --- base image --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Base:
-    ref: str | None
-    diff_ids: tuple[str, ...] = ()
-    note: str | None = None  # why no (or not every) layer is grouped as base
-
-
-def find_base(
-    engine: Engine, settings: Settings, info: ImageInfo, name: str, explicit: str | None = None
-) -> Base:
-    """The base image's layers: `explicit`, else the image's `org.opencontainers.image.base.name` label
-    (what it was really built on), else the project's Dockerfile (for the project's image)."""
-    if explicit:
-        ref = explicit
-    elif label := info.labels.get(BASE_LABEL):
-        ref = label
-    elif name == settings.image:
-        try:
-            found = dockerfile.parse(settings.dockerfile).final_base(settings.build_args)
-        except UsageError as exc:
-            return Base(None, note=f"base image unknown ({exc.message}); no layers grouped as base")
-        if found is None:
-            return Base(None, note="the final stage starts FROM scratch: every layer is the Dockerfile's")
-        ref = found
-    else:
-        return Base(
-            None,
-            note=f"base image unknown: {name} is not the project's image ({settings.image}) and has no "
-            f"{BASE_LABEL} label; pass --base IMAGE to group its layers",
-        )
-    try:
-        diff_ids = tuple(engine.image(ref).attrs.get("RootFS", {}).get("Layers") or ())
-    except ImageNotFound:
-        return Base(ref, note=f"base image {ref} is not on this engine: no layers grouped as base (pull it)")
-    shared = 0
-    for ours, theirs in zip(info.diff_ids, diff_ids, strict=False):
-        if ours != theirs:
-            break
-        shared += 1
-    if shared < len(diff_ids):
-        return Base(
-            ref,
-            diff_ids,
-            note=f"{info.ref} starts with {shared} of the {len(diff_ids)} layers of {ref} (built on "
-            "another version of it?): only those are grouped as base",
-        )
-    return Base(ref, diff_ids)
 
 
 def default_ref(engine: Engine, settings: Settings, history: History | None = None) -> str:

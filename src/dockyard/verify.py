@@ -24,7 +24,6 @@ from dockyard import build as builds
 from dockyard import checks, git, images, lock, probing
 from dockyard.checks import CHECKS, CacheOutcome, Facts, HealthOutcome
 from dockyard.config import Settings
-from dockyard.dockerfile import Dockerfile
 from dockyard.dockerfile import parse as parse_dockerfile
 from dockyard.engine import Engine
 from dockyard.errors import BuildFailed, DockyardError, UsageError
@@ -58,7 +57,7 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     facts.secrets = _secrets(settings)
     needs = {need for check in chosen for need in check.needs}
     gatherers: dict[str, Callable[[], Any]] = {
-        "base": lambda: _base_image(engine, settings, dockerfile),
+        "base": lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)),
         "probe": lambda: probing.run_probe(
             engine, image_ref, probe_spec(settings, info), timeout=settings.verify.timeout
         ),
@@ -83,7 +82,7 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
         "id": info.id,
         "size": str(info.size),
         "engine": engine.server_version(),
-        "base": facts.base.ref if facts.base else "unknown",
+        "base": (facts.base.ref if facts.base else None) or "unknown",
     }
     return Report(f"verify-image {image_ref}", results, time.monotonic() - start, meta)
 
@@ -167,13 +166,6 @@ def _secrets(settings: Settings) -> dict[str, bytes]:
                 f"secret {name}: cannot read {path} ({exc.strerror}); fix verify.secrets"
             ) from None
     return out
-
-
-def _base_image(engine: Engine, settings: Settings, dockerfile: Dockerfile | None) -> images.ImageInfo | None:
-    ref = dockerfile.final_base(settings.build_args) if dockerfile else None
-    if ref is None or not engine.image_exists(ref):
-        return None
-    return images.inspect_image(engine, ref)
 
 
 def probe_spec(settings: Settings, info: images.ImageInfo) -> dict[str, object]:

@@ -15,7 +15,7 @@ from dockyard import checks, config, lock, verify
 from dockyard.checks import CacheOutcome, Facts, HealthOutcome
 from dockyard.errors import UsageError
 from dockyard.imagefs import ExportScan, LayerScan, NeedleHit
-from dockyard.images import ImageInfo
+from dockyard.images import Base, ImageInfo
 from dockyard.results import Outcome
 
 DATA = Path(__file__).parent / "data"
@@ -180,7 +180,7 @@ def _export(hits: list[NeedleHit], layers: int = 5) -> ExportScan:
 
 def test_build_secrets_in_env_labels_or_added_layers_fail(facts: Facts) -> None:
     secret = b"-----BEGIN CERTIFICATE-----\nMIIproxyCA\n-----END CERTIFICATE-----\n"
-    base = dataclasses.replace(facts.image, diff_ids=facts.image.diff_ids[:1])
+    base = Base("python:3.13-slim", facts.image.diff_ids[:1])
     clean = dataclasses.replace(facts, secrets={"ca_bundle": secret}, export=_export([]), base=base)
     assert checks.check_no_build_secrets(clean).outcome is Outcome.PASS
     in_base = NeedleHit("ca_bundle", 0, "sha256:0", "etc/ssl/certs/ca-certificates.crt")

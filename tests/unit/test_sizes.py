@@ -12,12 +12,12 @@ from typing import Any, cast
 import pytest
 from rich.console import Console
 
-from dockyard import imagefs, sizes
+from dockyard import imagefs, images, sizes
 from dockyard.config import Settings, SizeSettings
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, ImageNotFound, UsageError
-from dockyard.images import ImageInfo
-from dockyard.sizes import Base, BuildRecord, LayerRecord
+from dockyard.images import Base, ImageInfo
+from dockyard.sizes import BuildRecord, LayerRecord
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "dockyard-image.json").read_text())
 INFO = ImageInfo.from_inspect("dockyard:0.1.0", RECORDED["attrs"], RECORDED["history"])
@@ -244,13 +244,13 @@ def test_a_corrupt_history_is_a_usage_error_that_says_what_to_do(tmp_path: Path)
     ],
 )
 def test_image_name_drops_tag_and_digest(ref: str, name: str) -> None:
-    assert sizes.image_name(ref) == name
+    assert images.image_name(ref) == name
 
 
 def test_an_id_reference_is_filed_under_its_tag() -> None:
-    assert sizes.subject_name("28ee0d1f48cd", INFO) == "dockyard"
-    assert sizes.subject_name(INFO.id, INFO) == "dockyard"
-    assert sizes.subject_name("dockyard:manual", INFO) == "dockyard"
+    assert images.subject_name("28ee0d1f48cd", INFO) == "dockyard"
+    assert images.subject_name(INFO.id, INFO) == "dockyard"
+    assert images.subject_name("dockyard:manual", INFO) == "dockyard"
 
 
 # --- base image lookup ------------------------------------------------------------------------------
@@ -269,25 +269,25 @@ class FakeEngine:
 def test_base_comes_from_the_dockerfile_for_the_project_image(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("ARG PYTHON_IMAGE=python:3.13-slim\nFROM ${PYTHON_IMAGE}\n")
     engine = cast(Engine, FakeEngine({"python:3.13-slim": list(INFO.diff_ids[:1])}))
-    found = sizes.find_base(engine, settings(tmp_path), INFO, "dockyard")
+    found = images.find_base(engine, settings(tmp_path), INFO, "dockyard")
     assert found == Base("python:3.13-slim", INFO.diff_ids[:1])
-    missing = sizes.find_base(cast(Engine, FakeEngine({})), settings(tmp_path), INFO, "dockyard")
+    missing = images.find_base(cast(Engine, FakeEngine({})), settings(tmp_path), INFO, "dockyard")
     assert missing.diff_ids == ()
     assert (
         missing.note
         == "base image python:3.13-slim is not on this engine: no layers grouped as base (pull it)"
     )
-    other = sizes.find_base(engine, settings(tmp_path), INFO, "acme/api")
+    other = images.find_base(engine, settings(tmp_path), INFO, "acme/api")
     assert other.ref is None
     assert other.note is not None
     assert "pass --base IMAGE" in other.note
-    explicit = sizes.find_base(engine, settings(tmp_path), INFO, "acme/api", "python:3.13-slim")
+    explicit = images.find_base(engine, settings(tmp_path), INFO, "acme/api", "python:3.13-slim")
     assert explicit.diff_ids == INFO.diff_ids[:1]
 
 
 def test_a_base_the_image_does_not_start_with_is_said(tmp_path: Path) -> None:
     engine = cast(Engine, FakeEngine({"python:3.12": ["sha256:other", "sha256:more"]}))
-    found = sizes.find_base(engine, settings(tmp_path), INFO, "acme/api", "python:3.12")
+    found = images.find_base(engine, settings(tmp_path), INFO, "acme/api", "python:3.12")
     made = report(base=found)
     assert not any(row.in_base for row in made.layers)
     assert made.notes == (
