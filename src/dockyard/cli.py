@@ -91,7 +91,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--cache-to", action="append", default=[], metavar="REF", help="buildx cache export")
 
     verify = commands.add_parser("verify", help="run the image checklist (builds first unless --image)")
-    verify.add_argument("--image", help="verify this image instead of building the project's")
+    verify.add_argument("image", nargs="?", help="image to verify (default: build the project's first)")
+    verify.add_argument("--image", dest="image_option", metavar="IMAGE", help="the same, as an option")
     verify.add_argument("--skip", action="append", default=[], metavar="ID", help="check to skip")
     verify.add_argument("--only", action="append", default=[], metavar="ID", help="only this check")
     verify.add_argument("--json", type=Path, metavar="PATH")
@@ -167,8 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             actions.build_image(settings, options, console)
         elif args.command == "verify":
+            if args.image and args.image_option and args.image != args.image_option:
+                raise UsageError(f"two images given ({args.image}, {args.image_option}): verify one")
             request = actions.VerifyRequest(
-                image=args.image,
+                image=args.image or args.image_option,
                 skip=tuple(args.skip),
                 only=tuple(args.only),
                 json_path=args.json,
