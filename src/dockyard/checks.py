@@ -74,6 +74,12 @@ class CacheOutcome:
     # more than one package (the project alone is one): (step, packages installed)
 
 
+@dataclass(frozen=True)
+class LockStatus:
+    current: bool  # matches pyproject.toml, tracked and committed
+    message: str  # what `dockyard.lock.check` said
+
+
 @dataclass
 class Facts:
     settings: Settings
@@ -86,7 +92,7 @@ class Facts:
     health: HealthOutcome | None = None
     export: ExportScan | None = None
     secrets: Mapping[str, bytes] = field(default_factory=dict)  # name -> content looked for
-    lock_status: str | None = None
+    lock_status: LockStatus | None = None
     cache: CacheOutcome | None = None
     errors: dict[str, str] = field(default_factory=dict)  # fact name -> why it could not be had
     seconds: dict[str, float] = field(default_factory=dict)  # fact name -> time to gather it
@@ -367,7 +373,8 @@ def check_no_build_secrets(facts: Facts) -> Verdict:
 
 
 def check_lock_current(facts: Facts) -> Verdict:
-    return passed(facts.lock_status or "uv.lock is current and committed")
+    status = require(facts.lock_status)
+    return passed(status.message) if status.current else failed(status.message)
 
 
 def check_layer_cache(facts: Facts) -> Verdict:

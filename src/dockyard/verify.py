@@ -61,7 +61,7 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
         "probe": lambda: probing.run_probe(
             engine, image_ref, probe_spec(settings, info), timeout=settings.verify.timeout
         ),
-        "lock_status": lambda: lock.check(settings.project_dir),
+        "lock_status": lambda: _lock_status(settings),
         "health": lambda: _health(engine, image_ref, info, settings.verify.healthcheck_timeout),
         "export": lambda: images.scan_export(engine, info.id, needles=facts.secrets),
         "cache": lambda: _layer_cache(engine, settings),
@@ -135,8 +135,7 @@ def _judge(check: checks.Check, facts: Facts) -> CheckResult:
         missing.append("probe")
     if missing:
         reason = "; ".join(f"{need}: {facts.errors.get(need, 'not available')}" for need in missing)
-        outcome = Outcome.FAIL if check.id == "lock-current" else Outcome.ERROR
-        verdict = checks.Verdict(outcome, reason)
+        verdict = checks.Verdict(Outcome.ERROR, reason)
     else:
         verdict = check.judge(facts)
     gathered = max((facts.seconds.get(need, 0.0) for need in check.needs), default=0.0)
@@ -178,6 +177,13 @@ def probe_spec(settings: Settings, info: images.ImageInfo) -> dict[str, object]:
         "sniff_private_keys": True,
         "deadline_seconds": max(10.0, verify.timeout - 10),
     }
+
+
+def _lock_status(settings: Settings) -> checks.LockStatus:
+    try:
+        return checks.LockStatus(True, lock.check(settings.project_dir))
+    except lock.LockStale as exc:
+        return checks.LockStatus(False, exc.message)
 
 
 def _lock_sets(facts: Facts) -> None:

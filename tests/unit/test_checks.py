@@ -249,8 +249,16 @@ def test_a_check_whose_facts_could_not_be_gathered_is_an_error(facts: Facts) -> 
     result = verify._judge(by_id["imports"], facts)
     assert result.outcome is Outcome.ERROR
     assert result.evidence == "probe: no Python to probe the image with"
-    facts.errors["lock_status"] = "uv.lock is not tracked by git: run `git add uv.lock` and commit it"
-    assert verify._judge(by_id["lock-current"], facts).outcome is Outcome.FAIL
+    facts.errors["lock_status"] = "uv lock --check did not finish within 600 s and was stopped"
+    assert verify._judge(by_id["lock-current"], facts).outcome is Outcome.ERROR
+
+
+def test_lock_current_judges_what_the_lock_check_said(facts: Facts) -> None:
+    stale = checks.LockStatus(False, "uv.lock is not tracked by git: run `git add uv.lock` and commit it")
+    verdict = checks.check_lock_current(dataclasses.replace(facts, lock_status=stale))
+    assert (verdict.outcome, verdict.evidence) == (Outcome.FAIL, stale.message)
+    fine = checks.LockStatus(True, "uv.lock is current and committed")
+    assert checks.check_lock_current(dataclasses.replace(facts, lock_status=fine)).outcome is Outcome.PASS
 
 
 def test_unknown_check_ids_are_rejected(facts: Facts) -> None:
