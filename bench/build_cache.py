@@ -36,7 +36,6 @@ from dockyard.verify import copy_project  # the same scratch copy the layer-cach
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_REPOSITORY = "dockyard-bench/build-cache"
 VENV = "/app/.venv"
-CHANGE = "\n# dockyard bench: a source-only change\n"
 
 
 def _mb(size: int) -> str:
@@ -164,7 +163,10 @@ def _build_three(
             this = dataclasses.replace(request, tags=(tags[name],), no_cache=name == "cold")
             runs.append((label, build.build(engine, this, on_line=echo)))
         touched = root / "src" / settings.package / "__init__.py"
-        touched.write_text(touched.read_text() + CHANGE)
+        # a change never seen before: a repeated one would come from the cache and measure nothing
+        touched.write_text(
+            touched.read_text() + f"\n# dockyard bench: source-only change {uuid.uuid4().hex}\n"
+        )
         made.append(tags["source"])
         this = dataclasses.replace(request, tags=(tags["source"],))
         runs.append(("source-only change", build.build(engine, this, on_line=echo)))
