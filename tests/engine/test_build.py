@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import uuid
 import sys
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def test_source_only_change_rebuilds_only_the_project_layer(
     scratch = copy_project(tmp_path / "project")
     first = build.build(docker, project_request(scratch, f"dockyard-test/scratch:{TEST_RUN}-a"))
     init = scratch / "src" / "dockyard" / "__init__.py"
-    init.write_text(init.read_text() + "\n# a source-only change\n")
+    init.write_text(init.read_text() + f"\n# a source-only change {uuid.uuid4().hex}\n")  # never cached
     second = build.build(docker, project_request(scratch, f"dockyard-test/scratch:{TEST_RUN}-b"))
 
     assert second.ran(r"uv sync") == [], "the dependency step must come from the cache"
