@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from dockyard import engine
+from dockyard import build, engine
 from tests.engine.conftest import ImageBuilder
 
 # A service whose healthcheck never passes: verify waits on it until interrupted or timed out.
@@ -26,9 +27,17 @@ CMD ["python3", "-c", "import time; time.sleep(600)"]
 
 
 def _ours(docker: engine.Engine, image_id: str) -> list[str]:
-    """Containers of `image_id` that dockyard labelled as its own."""
-    made = docker.client.containers.list(all=True, filters={"label": f"{engine.LABEL_MANAGED}=true"})
-    return [str(c.id) for c in made if c.attrs["Image"] == image_id]
+    """Containers of `image_id` that dockyard labelled as its own (summaries: no per-container
+    inspect that a container removed meanwhile would break)."""
+    filters = {"label": f"{engine.LABEL_MANAGED}=true", "ancestor": image_id}
+    return [str(c["Id"]) for c in docker.client.api.containers(all=True, filters=filters)]
+
+
+def _never_healthy(build_image: ImageBuilder) -> build.BuildResult:
+    # an image of its own per test: tests running side by side must not see each other's containers
+    return build_image(
+        NEVER_HEALTHY + f"LABEL dev.dockyard.test-case={uuid.uuid4().hex}\n", name="never-healthy"
+    )
 
 
 def _verify(project: Path, ref: str, timeout: float) -> subprocess.Popen[str]:
@@ -46,7 +55,7 @@ def _verify(project: Path, ref: str, timeout: float) -> subprocess.Popen[str]:
 def test_an_interrupted_verify_leaves_no_container(
     docker: engine.Engine, build_image: ImageBuilder, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    built = build_image(NEVER_HEALTHY, name="never-healthy")
+    built = _never_healthy(build_image)
     proc = _verify(tmp_path, built.tags[0], timeout=300)
     try:
         deadline = time.monotonic() + 60
@@ -66,7 +75,7 @@ def test_an_interrupted_verify_leaves_no_container(
 def test_a_healthcheck_timeout_fails_and_leaves_no_container(
     docker: engine.Engine, build_image: ImageBuilder, tmp_path: Path
 ) -> None:
-    built = build_image(NEVER_HEALTHY, name="never-healthy")
+    built = _never_healthy(build_image)
     proc = _verify(tmp_path, built.tags[0], timeout=3)
     stdout, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1
