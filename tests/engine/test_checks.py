@@ -6,6 +6,7 @@ good image, so only the first build downloads anything.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import docker.errors as docker_errors
 import pytest
 from rich.console import Console
 
@@ -105,10 +107,10 @@ def new_tinyapp_tags_removed(docker: engine.Engine) -> Iterator[None]:
     before = tags()
     yield
     for tag in tags() - before:
-        docker.client.images.remove(tag)
+        with contextlib.suppress(docker_errors.ImageNotFound):
+            docker.client.images.remove(tag)
 
 
-@pytest.mark.usefixtures("new_tinyapp_tags_removed")
 def test_builds_fails_with_the_failing_step(tmp_path: Path) -> None:
     root = tmp_path / "broken"
     shutil.copytree(FIXTURE, root)
