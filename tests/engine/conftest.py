@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import docker.errors as docker_errors
 import pytest
 
 from dockyard import build, engine
@@ -33,6 +35,10 @@ def machine_env() -> dict[str, str]:
 def docker(machine_env: Mapping[str, str]) -> Iterator[engine.Engine]:
     made = engine.connect(machine_env.get("DOCKYARD_DOCKER"))
     yield made
+    # Containers of this run's images (they inherit its label) that a failed test left behind.
+    for container in made.client.api.containers(all=True, filters={"label": f"{LABEL_TEST_RUN}={TEST_RUN}"}):
+        with contextlib.suppress(docker_errors.NotFound):
+            made.client.api.remove_container(container["Id"], force=True, v=True)
     leftovers = made.client.images.list(filters={"label": f"{LABEL_TEST_RUN}={TEST_RUN}"})
     for image in leftovers:
         for tag in image.tags:

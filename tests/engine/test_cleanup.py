@@ -51,6 +51,18 @@ def _verify(project: Path, ref: str, timeout: float) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """End a verify the test gave up on the way a user would (SIGTERM: dockyard removes what it made);
+    SIGKILL only if that fails, since nothing can clean up after it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_verify_leaves_no_container(
     docker: engine.Engine, build_image: ImageBuilder, tmp_path: Path, sig: signal.Signals
@@ -65,7 +77,7 @@ def test_an_interrupted_verify_leaves_no_container(
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
-        proc.kill()
+        _stop(proc)
     assert proc.returncode == 130
     assert "interrupted" in stderr
     assert "Traceback" not in stderr
