@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -104,10 +103,3 @@ def build_image(
         return build.build(docker, request)
 
     return make
-
-
-def copy_project(destination: Path, source: Path = ROOT) -> Path:
-    """A scratch copy of a project (without its virtual environment or caches)."""
-    ignore = shutil.ignore_patterns(".venv", ".git", ".nox", "__pycache__", "*_cache", ".dockyard")
-    shutil.copytree(source, destination, ignore=ignore)
-    return destination

@@ -13,7 +13,8 @@ import pytest
 
 from dockyard import build, config, engine
 from dockyard.errors import BuildFailed
-from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN, ImageBuilder, copy_project
+from dockyard.verify import copy_project
+from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN, ImageBuilder
 
 
 def project_request(project: Path, tag: str) -> build.BuildRequest:
@@ -45,7 +46,8 @@ def test_project_image_runs_the_cli_as_a_non_root_user(
 def test_source_only_change_rebuilds_only_the_project_layer(
     docker: engine.Engine, project_image: build.BuildResult, tmp_path: Path
 ) -> None:
-    scratch = copy_project(tmp_path / "project")
+    scratch = tmp_path / "project"
+    copy_project(ROOT, scratch)
     first = build.build(docker, project_request(scratch, f"dockyard-test/scratch:{TEST_RUN}-a"))
     init = scratch / "src" / "dockyard" / "__init__.py"
     init.write_text(init.read_text() + f"\n# a source-only change {uuid.uuid4().hex}\n")  # never cached
