@@ -45,8 +45,15 @@ def build_image(settings: config.Settings, options: BuildOptions, console: Conso
             console.print(f"building the committed tree (HEAD) from {root}", markup=False)
             state = git.state(settings.project_dir)
             clean = replace(options, clean_checkout=False)
-            return _build(settings.relocated(root), clean, console, replace(state, dirty=False))
-    return _build(settings, options, console, None)
+            result = _build(settings.relocated(root), clean, console, replace(state, dirty=False))
+    else:
+        result = _build(settings, options, console, None)
+    try:  # in the project's own history, also for a build from a scratch checkout
+        sizes.record_built_image(engine.connect(settings.docker), settings, result.image_id)
+    except DockyardError as exc:  # a good build must not fail on its size history
+        console.print(f"[yellow]size history not updated:[/] {escape(exc.message)}")
+    _print_summary(result, console)
+    return result
 
 
 def _build(
@@ -77,11 +84,10 @@ def _build(
         if not options.quiet:
             console.out(f"  {line}", highlight=False)
 
-    result = builds.build(docker, request, on_line=echo)
-    try:
-        sizes.record_built_image(docker, settings, result.image_id)
-    except DockyardError as exc:  # a good build must not fail on its size history
-        console.print(f"[yellow]size history not updated:[/] {escape(exc.message)}")
+    return builds.build(docker, request, on_line=echo)
+
+
+def _print_summary(result: BuildResult, console: Console) -> None:
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("tags", ", ".join(result.tags))
     table.add_row("image", result.image_id.removeprefix("sha256:")[:12])
@@ -90,7 +96,6 @@ def _build(
     table.add_row("time", f"{result.seconds:.1f}s")
     console.print("[bold green]built[/]")
     console.print(table)
-    return result
 
 
 @dataclass(frozen=True)
