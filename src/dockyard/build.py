@@ -11,7 +11,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -290,8 +290,3 @@ def build(
         output=done.stdout,
         layers=tuple((layer.diff_id, layer.size) for layer in info.layers()),
     )
-
-
-def with_context(request: BuildRequest, context: Path, dockerfile: Path) -> BuildRequest:
-    """The same request against another copy of the context (a scratch or clean checkout)."""
-    return replace(request, context=context, dockerfile=dockerfile)

@@ -1,9 +1,10 @@
 """`[tool.dockyard]` in pyproject.toml, read strictly.
 
 Unknown keys are rejected with a "did you mean" suggestion, wrong types are named with the key and the
-expected type. Environment variables override the file (see `ENVIRONMENT`), and the machine file that
-`scripts/provision-engine` writes (KEY=VALUE lines, default `~/.config/dockyard/machine.env`) supplies
-machine defaults below the real environment: which docker CLI builds, which base-image stand-ins to use.
+expected type. DOCKYARD_* environment variables override the file (the README lists them), and the
+machine file that `scripts/provision-engine` writes (KEY=VALUE lines, default
+`~/.config/dockyard/machine.env`) supplies machine defaults below the real environment: which docker
+CLI builds, which base-image stand-ins to use.
 """
 
 from __future__ import annotations
@@ -18,17 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import ConfigError
-
-ENVIRONMENT = {
-    "DOCKYARD_IMAGE": "image name (repository), overrides `image`",
-    "DOCKYARD_DOCKER": "the docker CLI to run (path or name), overrides discovery",
-    "DOCKYARD_CA_BUNDLE": "CA bundle passed to builds as a BuildKit secret, overrides `ca-bundle`",
-    "DOCKYARD_BUILD_ARG_<NAME>": "build arg NAME, overrides `build-args.NAME`",
-    "DOCKYARD_SIZE_BUDGET": "size budget such as 500MB, overrides `size-budget`",
-    "DOCKYARD_BUILDER": "buildx builder, overrides `builder`",
-    "DOCKYARD_PLATFORM": "target platform, overrides `platform`",
-    "DOCKYARD_MACHINE_FILE": "the machine file to read (default ~/.config/dockyard/machine.env)",
-}
 
 _SIZE_UNITS = {
     "": 1, "b": 1,

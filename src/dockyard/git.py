@@ -56,11 +56,11 @@ def list_files(directory: Path) -> list[str]:
 
 def export_head(directory: Path, destination: Path) -> None:
     """The committed tree at HEAD, written to `destination` (no untracked or modified files)."""
-    archive = process.run(
-        ["git", "-C", str(directory), "archive", "--format=tar", "-o", str(destination / ".head.tar"),
-         "HEAD"],
-        timeout=120, what="git archive HEAD",
-    )  # fmt: skip
-    del archive
-    process.run(["tar", "-xf", ".head.tar"], cwd=destination, timeout=120, what="unpacking HEAD")
-    (destination / ".head.tar").unlink()
+    archive = destination / ".head.tar"
+    process.run(
+        ["git", "-C", str(directory), "archive", "--format=tar", "-o", str(archive), "HEAD"],
+        timeout=120,
+        what="git archive HEAD",
+    )
+    process.run(["tar", "-xf", archive.name], cwd=destination, timeout=120, what="unpacking HEAD")
+    archive.unlink()
