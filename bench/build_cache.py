@@ -27,11 +27,13 @@ from pathlib import Path
 import docker.errors
 import humanize
 
-from dockyard import build, config, images
-from dockyard.dockerfile import parse as parse_dockerfile
+from dockyard import config
+from dockyard.build import buildkit as build
 from dockyard.engine import Engine, connect
 from dockyard.errors import DockyardError
-from dockyard.verify import copy_project  # the same scratch copy the layer-cache check builds
+from dockyard.image import metadata as images
+from dockyard.project.dockerfile import parse as parse_dockerfile
+from dockyard.verify.gather import copy_project  # the same scratch copy the layer-cache check builds
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_REPOSITORY = "dockyard-bench/build-cache"

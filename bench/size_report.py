@@ -21,7 +21,10 @@ import humanize
 from rich.console import Console
 from rich.table import Table
 
-from dockyard import config, engine, sizes
+from dockyard import config, engine
+from dockyard.sizes import history as size_history
+from dockyard.sizes import model as size_model
+from dockyard.sizes import report as sizes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,10 +54,12 @@ def main() -> int:
     args = parser.parse_args()
     settings = config.load(ROOT)
     docker = engine.connect(settings.docker)
-    ref = args.image or sizes.default_ref(docker, settings, sizes.read_history(sizes.history_path(settings)))
+    ref = args.image or size_history.default_ref(
+        docker, settings, size_history.read_history(size_history.history_path(settings))
+    )
     silent = Console(file=io.StringIO(), width=120)
 
-    def report(*, deep: bool, distributions: bool) -> sizes.SizeReport:
+    def report(*, deep: bool, distributions: bool) -> size_model.SizeReport:
         return sizes.size_report(
             docker, settings, ref, deep=deep, console=silent, json_path=None, markdown_path=None,
             distributions=distributions, record=False,
@@ -69,13 +74,13 @@ def main() -> int:
     }
     report(deep=True, distributions=True)  # warm-up: connections, page cache
     seconds: dict[str, list[float]] = {name: [] for name in cases}
-    deep: list[sizes.SizeReport] = []
+    deep: list[size_model.SizeReport] = []
     for _ in range(args.runs):
         for name, run in cases.items():
             started = time.perf_counter()
             done = run()
             seconds[name].append(time.perf_counter() - started)
-            if isinstance(done, sizes.SizeReport) and done.waste is not None:
+            if isinstance(done, size_model.SizeReport) and done.waste is not None:
                 deep.append(done)
 
     last = deep[-1]

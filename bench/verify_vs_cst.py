@@ -48,11 +48,16 @@ from typing import Any
 
 import docker.errors
 
-from dockyard import build, checks, config, images, lock, probing, process
+from dockyard import config, process
+from dockyard.build import buildkit as build
 from dockyard.engine import Engine, connect
 from dockyard.errors import DockyardError, UsageError
+from dockyard.image import metadata as images
+from dockyard.project import lock
 from dockyard.results import Outcome
-from dockyard.verify import VerifyOptions, probe_spec, verify_image
+from dockyard.verify import runner
+from dockyard.verify.checks import files as file_checks
+from dockyard.verify.gather import VerifyOptions, probe_spec, verify_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CST_CONFIG = Path(__file__).resolve().parent / "cst" / "dockyard.yaml"
@@ -254,11 +259,13 @@ def equal_coverage_suite(settings: config.Settings, info: images.ImageInfo, answ
     ]
     # no-stray-files: CST cannot glob, so each literal name at the working directory and at /, and
     # the project's development folders where they would land.
-    names = [n for n in (*checks.DEFAULT_FORBIDDEN_NAMES, *verify.forbidden) if not GLOB_CHARACTERS & set(n)]
+    names = [
+        n for n in (*file_checks.DEFAULT_FORBIDDEN_NAMES, *verify.forbidden) if not GLOB_CHARACTERS & set(n)
+    ]
     roots = dict.fromkeys((info.working_dir or "/", "/"))
     paths = dict.fromkeys(
         [str(PurePosixPath(root) / name) for root in roots for name in names]
-        + [p for p in checks.forbidden_paths(info.working_dir) if not GLOB_CHARACTERS & set(p)]
+        + [p for p in file_checks.forbidden_paths(info.working_dir) if not GLOB_CHARACTERS & set(p)]
     )
     file_tests = [{"name": f"no-stray-files: {path}", "path": path, "shouldExist": False} for path in paths]
     venv_bin = f"{active['venv_root']}/bin"
@@ -302,7 +309,7 @@ def equal_coverage_suite(settings: config.Settings, info: images.ImageInfo, answ
 def generate_suite(engine: Engine, settings: config.Settings, ref: str) -> Suite:
     """One untimed probe run on `ref`, then the suite from it."""
     info = images.inspect_image(engine, ref)
-    answer = probing.run_probe(engine, ref, probe_spec(settings, info), timeout=settings.verify.timeout)
+    answer = runner.run_probe(engine, ref, probe_spec(settings, info), timeout=settings.verify.timeout)
     return equal_coverage_suite(settings, replace(info, ref=ref), answer)
 
 
@@ -415,7 +422,7 @@ def probe_breakdown(engine: Engine, settings: config.Settings, ref: str) -> str:
     """One extra, untimed probe run: the container's wall time against the probe's own sections."""
     info = images.inspect_image(engine, ref)
     start = time.monotonic()
-    answer = probing.run_probe(engine, ref, probe_spec(settings, info), timeout=settings.verify.timeout)
+    answer = runner.run_probe(engine, ref, probe_spec(settings, info), timeout=settings.verify.timeout)
     wall = time.monotonic() - start
     walk = answer.get("walk", {})
     imports = sum(float(i.get("seconds", 0)) for i in answer.get("imports", []))

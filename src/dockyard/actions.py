@@ -14,12 +14,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dockyard import build as builds
-from dockyard import compose, config, engine, git, lock, report, sizes
-from dockyard.build import BuildResult
+from dockyard import config, engine, git
+from dockyard.build import buildkit as builds
+from dockyard.build import stack as stacks
+from dockyard.build.buildkit import BuildResult
 from dockyard.errors import BuildFailed, ChecksFailed, DockyardError
+from dockyard.project import lock
 from dockyard.results import Report
-from dockyard.verify import VerifyOptions, build_failed_report, selected_checks, verify_image
+from dockyard.sizes import history as size_history
+from dockyard.sizes import model as size_model
+from dockyard.sizes import report as sizes
+from dockyard.verify import compose as compose_checks
+from dockyard.verify import report
+from dockyard.verify.gather import VerifyOptions, build_failed_report, selected_checks, verify_image
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ def build_image(settings: config.Settings, options: BuildOptions, console: Conso
     else:
         result = _build(settings, options, console, None)
     try:  # in the project's own history, also for a build from a scratch checkout
-        sizes.record_built_image(engine.connect(settings.docker), settings, result.image_id)
+        size_history.record_built_image(engine.connect(settings.docker), settings, result.image_id)
     except DockyardError as exc:  # a good build must not fail on its size history
         console.print(f"[yellow]size history not updated:[/] {escape(exc.message)}")
     _print_summary(result, console)
@@ -159,7 +166,9 @@ class SizeReportOptions:
     base: str | None = None
 
 
-def size_report(settings: config.Settings, options: SizeReportOptions, console: Console) -> sizes.SizeReport:
+def size_report(
+    settings: config.Settings, options: SizeReportOptions, console: Console
+) -> size_model.SizeReport:
     """Where the image's bytes are; fails when over budget or a layer grew past the threshold."""
     result = sizes.size_report(
         engine.connect(settings.docker),
@@ -177,10 +186,10 @@ def size_report(settings: config.Settings, options: SizeReportOptions, console: 
 
 
 def compose_build(
-    settings: config.Settings, files: Sequence[str], options: compose.ComposeOptions, console: Console
-) -> compose.StackBuild:
+    settings: config.Settings, files: Sequence[str], options: stacks.ComposeOptions, console: Console
+) -> stacks.StackBuild:
     """Build every `build:` service of the compose file, each shared build once."""
-    return compose.compose_build(
+    return stacks.compose_build(
         engine.connect(settings.docker), settings, files, console=console, options=options
     )
 
@@ -188,13 +197,13 @@ def compose_build(
 def verify_compose(
     settings: config.Settings,
     files: Sequence[str],
-    options: compose.ComposeOptions,
+    options: stacks.ComposeOptions,
     request: VerifyRequest,
     console: Console,
 ) -> Report:
     """compose-build, each service's command, and the image checklist on each distinct image."""
     checks = VerifyOptions(skip=request.skip, only=request.only)
-    result = compose.verify_compose(
+    result = compose_checks.verify_compose(
         engine.connect(settings.docker), settings, files, console=console, options=options, checks=checks
     )
     return _finish(result, request, console, subject="the compose stack")

@@ -12,7 +12,8 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from dockyard import __version__, actions, compose, config
+from dockyard import __version__, actions, config
+from dockyard.build import stack as stacks
 from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
 
 EXIT_INTERRUPTED = 130
@@ -185,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             actions.size_report(settings, sizing, console)
         elif args.command in ("compose-build", "verify-compose"):
             quiet = args.quiet if args.command == "compose-build" else not args.show_build
-            stack = compose.ComposeOptions(
+            stack = stacks.ComposeOptions(
                 profiles=tuple(args.profile),
                 services=tuple(args.service),
                 project_name=args.project_name,

@@ -19,7 +19,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from dockyard import actions, compose, config
+from dockyard import actions, config
+from dockyard.build import stack as stacks
 from dockyard.cli import make_console, report_error
 from dockyard.errors import DockyardError
 
@@ -174,8 +175,8 @@ def _stack_options(
     project_name: str | None,
     no_cache: bool | None,
     quiet: bool,
-) -> compose.ComposeOptions:
-    return compose.ComposeOptions(
+) -> stacks.ComposeOptions:
+    return stacks.ComposeOptions(
         profiles=tuple(profile or ()),
         services=tuple(service or ()),
         project_name=project_name,

@@ -11,7 +11,8 @@ from pathlib import Path
 import docker.errors as docker_errors
 import pytest
 
-from dockyard import build, engine
+from dockyard import engine
+from dockyard.build import buildkit as build
 from dockyard.config import effective_environment
 
 LABEL_TEST_RUN = "dev.dockyard.test-run"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import build, config, engine
+from dockyard import config, engine
+from dockyard.build import buildkit as build
 from dockyard.errors import BuildFailed
-from dockyard.verify import copy_project
+from dockyard.verify.gather import copy_project
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN, ImageBuilder
 
 

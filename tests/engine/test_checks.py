@@ -19,12 +19,14 @@ import docker.errors as docker_errors
 import pytest
 from rich.console import Console
 
-from dockyard import build, config, engine, verify
+from dockyard import config, engine
 from dockyard.actions import VerifyRequest
 from dockyard.actions import verify as verify_action
-from dockyard.checks import CHECK_IDS
+from dockyard.build import buildkit as build
 from dockyard.errors import ChecksFailed
 from dockyard.results import CheckResult, Outcome, Report
+from dockyard.verify import gather as verify
+from dockyard.verify.checks import CHECK_IDS
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
 
 FIXTURE = ROOT / "tests" / "fixtures" / "tinyapp"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import build, engine
+from dockyard import engine
+from dockyard.build import buildkit as build
 from tests.engine.conftest import ImageBuilder
 
 # A service whose healthcheck never passes: verify waits on it until interrupted or timed out.

@@ -10,19 +10,22 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from dockyard import build, compose, config, engine
+from dockyard import config, engine
+from dockyard.build import buildkit as build
+from dockyard.build import stack as stacks
 from dockyard.cli import run_boundary
 from dockyard.errors import UsageError
 from dockyard.results import Outcome
-from dockyard.verify import VerifyOptions
+from dockyard.verify import compose as compose_checks
+from dockyard.verify.gather import VerifyOptions
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
 
 EXAMPLE = ROOT / "examples" / "worker-stack"
 
 
-def options(name: str, **extra: Any) -> compose.ComposeOptions:
+def options(name: str, **extra: Any) -> stacks.ComposeOptions:
     """Test images get a project name of their own and the label the session cleanup removes."""
-    return compose.ComposeOptions(
+    return stacks.ComposeOptions(
         project_name=f"dockyard-test-{TEST_RUN}-{name}",
         labels={LABEL_TEST_RUN: TEST_RUN},
         quiet=True,
@@ -69,7 +72,7 @@ def test_example_builds_its_shared_image_once_and_every_command_runs(
     docker: engine.Engine, builds: Counter, containers: Counter
 ) -> None:
     settings = config.load(EXAMPLE)
-    stack = compose.compose_build(docker, settings, console=quiet_console(), options=options("example"))
+    stack = stacks.compose_build(docker, settings, console=quiet_console(), options=options("example"))
 
     assert len(builds.calls) == 1, "three services with one `build:` must be built once"
     assert [s.service for s in stack.services] == ["scheduler", "web", "worker"]  # Compose's order
@@ -78,7 +81,7 @@ def test_example_builds_its_shared_image_once_and_every_command_runs(
         assert docker.image(item.image).id == stack.builds[0].image_id
     assert [s.built_for for s in stack.services] == ["web", "web", "web"]
 
-    results = compose.check_commands(docker, stack)
+    results = compose_checks.check_commands(docker, stack)
     assert len(containers.calls) == 1, "one container checks every service of an image"
     by_service = {r.subject: r for r in results}
     assert all(r.outcome is Outcome.PASS for r in results), [r.evidence for r in results]
@@ -91,7 +94,7 @@ def test_example_builds_its_shared_image_once_and_every_command_runs(
 
 def test_verify_compose_reports_services_and_the_image_in_one_table(docker: engine.Engine) -> None:
     settings = config.load(EXAMPLE)
-    report = compose.verify_compose(
+    report = compose_checks.verify_compose(
         docker,
         settings,
         console=quiet_console(),
@@ -114,10 +117,10 @@ def test_verify_compose_reports_services_and_the_image_in_one_table(docker: engi
 def test_verify_compose_runs_only_the_checks_asked_for(docker: engine.Engine, containers: Counter) -> None:
     settings = config.load(EXAMPLE)
     with pytest.raises(UsageError, match="unknown check id"):
-        compose.verify_compose(
+        compose_checks.verify_compose(
             docker, settings, console=quiet_console(), checks=VerifyOptions(skip=("comand",))
         )
-    report = compose.verify_compose(
+    report = compose_checks.verify_compose(
         docker,
         settings,
         console=quiet_console(),
@@ -191,10 +194,10 @@ def test_commands_that_cannot_run_fail_with_the_service_name(
     docker: engine.Engine, builds: Counter, containers: Counter, tmp_path: Path
 ) -> None:
     settings = stack_project(tmp_path / "stack", BROKEN_COMPOSE)
-    stack = compose.compose_build(docker, settings, console=quiet_console(), options=options("broken"))
+    stack = stacks.compose_build(docker, settings, console=quiet_console(), options=options("broken"))
     assert len(builds.calls) == 2, "six services share one build; `variant` has its own"
 
-    results = {r.subject: r for r in compose.check_commands(docker, stack)}
+    results = {r.subject: r for r in compose_checks.check_commands(docker, stack)}
     assert len(containers.calls) == 3, "one container per image and user (the shared image twice: uid 0)"
     image = f"dockyard-test-{TEST_RUN}-broken-missing:latest"
     expected = {
@@ -257,12 +260,12 @@ def test_a_bad_compose_file_is_one_clear_line_and_exit_2(
     settings = stack_project(tmp_path / "bad", compose_text)
     chosen = options("bad", services=(service,) if service else ())
     with pytest.raises(UsageError) as caught:
-        compose.compose_build(docker, settings, console=quiet_console(), options=chosen)
+        stacks.compose_build(docker, settings, console=quiet_console(), options=chosen)
     assert message in caught.value.message
     assert "\n" not in caught.value.message
 
     code = run_boundary(
-        lambda: compose.compose_build(docker, settings, console=quiet_console(), options=chosen)
+        lambda: stacks.compose_build(docker, settings, console=quiet_console(), options=chosen)
     )
     err = capsys.readouterr().err
     assert code == 2
@@ -273,4 +276,4 @@ def test_a_bad_compose_file_is_one_clear_line_and_exit_2(
 def test_a_missing_compose_file_is_a_usage_error(docker: engine.Engine, tmp_path: Path) -> None:
     settings = stack_project(tmp_path / "none", "services: {}\n")
     with pytest.raises(UsageError, match=r"compose file .*other\.yaml does not exist"):
-        compose.compose_build(docker, settings, [tmp_path / "other.yaml"], console=quiet_console())
+        stacks.compose_build(docker, settings, [tmp_path / "other.yaml"], console=quiet_console())

@@ -18,7 +18,7 @@ import pytest
 from docker.errors import ImageNotFound
 
 from dockyard import engine
-from dockyard.checks import CHECK_IDS
+from dockyard.verify.checks import CHECK_IDS
 from tests.engine.conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "api-service"

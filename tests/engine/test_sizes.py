@@ -10,8 +10,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dockyard import engine, sizes
+from dockyard import engine
 from dockyard.config import Settings, SizeSettings
+from dockyard.sizes import history as size_history
+from dockyard.sizes import report as sizes
 from tests.engine.conftest import TEST_RUN, ImageBuilder
 
 WASTE = """\
@@ -98,7 +100,7 @@ def test_a_layer_that_grows_past_the_threshold_is_flagged_against_the_previous_b
         GROWTH, {"steady.bin": os.urandom(3_000_000), "blob.bin": os.urandom(100_000)},
         name="sizes-growth", context=context,
     )  # fmt: skip
-    sizes.record_built_image(docker, settings, before.image_id)
+    size_history.record_built_image(docker, settings, before.image_id)
     after = build_image(
         GROWTH, {"steady.bin": os.urandom(3_150_000), "blob.bin": os.urandom(2_000_000)},
         name="sizes-growth", context=context,
@@ -131,5 +133,5 @@ def test_a_layer_that_grows_past_the_threshold_is_flagged_against_the_previous_b
     assert report.waste is None
     assert "deep" not in report.timings
     assert report.timings["metadata"] < 1.0
-    history = sizes.read_history(tmp_path / "history.json")
+    history = size_history.read_history(tmp_path / "history.json")
     assert [e.image_id for e in history["dockyard-test/sizes-growth"]] == [before.image_id, after.image_id]

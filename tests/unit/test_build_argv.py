@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import build, config, git
+from dockyard import config, git
+from dockyard.build import buildkit as build
 from dockyard.engine import BuildkitPath, Cli
 from dockyard.errors import UsageError
 

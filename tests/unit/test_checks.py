@@ -11,12 +11,20 @@ from typing import Any
 
 import pytest
 
-from dockyard import checks, config, lock, verify
-from dockyard.checks import CacheOutcome, Facts, HealthOutcome
+from dockyard import config
 from dockyard.errors import UsageError
-from dockyard.imagefs import ExportScan, LayerScan, NeedleHit
-from dockyard.images import Base, ImageInfo
+from dockyard.image.export import ExportScan, LayerScan, NeedleHit
+from dockyard.image.metadata import Base, ImageInfo
+from dockyard.project import lock
 from dockyard.results import Outcome
+from dockyard.verify import checks
+from dockyard.verify import facts as verdicts
+from dockyard.verify import gather as verify
+from dockyard.verify.checks import build as build_checks
+from dockyard.verify.checks import files as file_checks
+from dockyard.verify.checks import python as python_checks
+from dockyard.verify.checks import runtime as runtime_checks
+from dockyard.verify.facts import CacheOutcome, Facts, HealthOutcome
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,14 +65,14 @@ def active_dists(facts: Facts) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     "judge",
     [
-        checks.check_non_root,
-        checks.check_size,
-        checks.check_no_dev_packages,
-        checks.check_locked_runtime,
-        checks.check_imports,
-        checks.check_smoke,
-        checks.check_runtime_env,
-        checks.check_no_stray_files,
+        runtime_checks.check_non_root,
+        build_checks.check_size,
+        python_checks.check_no_dev_packages,
+        python_checks.check_locked_runtime,
+        python_checks.check_imports,
+        python_checks.check_smoke,
+        runtime_checks.check_runtime_env,
+        file_checks.check_no_stray_files,
     ],
 )
 def test_recorded_project_image_passes(facts: Facts, judge: Any) -> None:
@@ -83,7 +91,7 @@ def test_recorded_project_image_passes(facts: Facts, judge: Any) -> None:
     ],
 )
 def test_non_root_rejects_root_users(facts: Facts, user: str, evidence: str) -> None:
-    verdict = checks.check_non_root(with_image(facts, user=user))
+    verdict = runtime_checks.check_non_root(with_image(facts, user=user))
     assert verdict.outcome is Outcome.FAIL
     assert evidence in verdict.evidence
 
@@ -91,21 +99,21 @@ def test_non_root_rejects_root_users(facts: Facts, user: str, evidence: str) -> 
 def test_non_root_rejects_a_name_that_resolves_to_uid_0(facts: Facts) -> None:
     probe = copy.deepcopy(dict(facts.probe or {}))
     probe["user"]["uid"] = 0
-    verdict = checks.check_non_root(dataclasses.replace(facts, probe=probe))
+    verdict = runtime_checks.check_non_root(dataclasses.replace(facts, probe=probe))
     assert verdict.outcome is Outcome.FAIL
     assert "resolves to uid 0" in verdict.evidence
 
 
 def test_non_root_accepts_the_expected_uid_or_name(facts: Facts) -> None:
-    assert checks.check_non_root(with_verify(facts, user="10001")).outcome is Outcome.PASS
-    assert checks.check_non_root(with_verify(facts, user="app")).outcome is Outcome.PASS
-    assert checks.check_non_root(with_verify(facts, user="web")).outcome is Outcome.FAIL
+    assert runtime_checks.check_non_root(with_verify(facts, user="10001")).outcome is Outcome.PASS
+    assert runtime_checks.check_non_root(with_verify(facts, user="app")).outcome is Outcome.PASS
+    assert runtime_checks.check_non_root(with_verify(facts, user="web")).outcome is Outcome.FAIL
 
 
 def test_size_reports_the_margin_both_ways(facts: Facts) -> None:
-    assert "to spare" in checks.check_size(facts).evidence
+    assert "to spare" in build_checks.check_size(facts).evidence
     small = dataclasses.replace(facts, settings=dataclasses.replace(facts.settings, size_budget=100_000_000))
-    verdict = checks.check_size(small)
+    verdict = build_checks.check_size(small)
     assert verdict.outcome is Outcome.FAIL
     assert verdict.evidence == "146.8 MB is 46.8 MB over the 100.0 MB budget"
 
@@ -114,15 +122,18 @@ def test_dev_package_in_any_environment_fails(facts: Facts) -> None:
     probe_of(facts)["environments"][2]["distributions"].append(
         {"name": "mypy", "version": "2.4.1", "size": 1, "files": 1}
     )
-    verdict = checks.check_no_dev_packages(facts)
+    verdict = python_checks.check_no_dev_packages(facts)
     assert verdict.outcome is Outcome.FAIL
     assert "mypy 2.4.1 in /usr/local/lib/python3.13/dist-packages" in verdict.evidence
 
 
 def test_extra_dev_package_names_come_from_config(facts: Facts) -> None:
     active_dists(facts).append({"name": "ipython", "version": "9.0", "size": 1, "files": 1})
-    assert checks.check_no_dev_packages(facts).outcome is Outcome.PASS  # not in uv.lock's dev set
-    assert checks.check_no_dev_packages(with_verify(facts, dev_packages=("IPython",))).outcome is Outcome.FAIL
+    assert python_checks.check_no_dev_packages(facts).outcome is Outcome.PASS  # not in uv.lock's dev set
+    assert (
+        python_checks.check_no_dev_packages(with_verify(facts, dev_packages=("IPython",))).outcome
+        is Outcome.FAIL
+    )
 
 
 def test_locked_runtime_reports_missing_extra_and_mismatched(facts: Facts) -> None:
@@ -131,7 +142,7 @@ def test_locked_runtime_reports_missing_extra_and_mismatched(facts: Facts) -> No
     next(d for d in dists if d["name"] == "humanize")["version"] = "0.0.1"
     dists.append({"name": "left-pad", "version": "1.0", "size": 1, "files": 1})
     dists.append({"name": "pip", "version": "25.0", "size": 1, "files": 1})  # installers are fine
-    verdict = checks.check_locked_runtime(facts)
+    verdict = python_checks.check_locked_runtime(facts)
     assert verdict.outcome is Outcome.FAIL
     assert "missing: rich" in verdict.evidence
     assert "not in uv.lock: left-pad" in verdict.evidence
@@ -144,19 +155,19 @@ def test_imports_and_smoke_fail_on_recorded_errors(facts: Facts) -> None:
     probe_of(facts)["commands"] = [
         {"argv": ["dockyard", "--version"], "returncode": 0, "stdout": "dockyard 9"}
     ]
-    assert checks.check_imports(facts).evidence == "dockyard: ImportError: boom"
-    smoke = checks.check_smoke(facts)
+    assert python_checks.check_imports(facts).evidence == "dockyard: ImportError: boom"
+    smoke = python_checks.check_smoke(facts)
     assert smoke.outcome is Outcome.FAIL
     assert "expected 'dockyard 0.1.0'" in smoke.evidence
     probe_of(facts)["commands"] = [{"argv": ["dockyard"], "returncode": None, "timed_out": True}]
-    assert "did not finish within 30 s" in checks.check_smoke(facts).evidence
+    assert "did not finish within 30 s" in python_checks.check_smoke(facts).evidence
 
 
 def test_runtime_env_rejects_shell_form_and_missing_settings(facts: Facts) -> None:
     env = {**facts.image.env, "PATH": "/usr/bin:/app/.venv/bin"}
     del env["PYTHONDONTWRITEBYTECODE"]
     broken = with_image(facts, env=env, entrypoint=None, cmd=("/bin/sh", "-c", "dockyard serve"))
-    verdict = checks.check_runtime_env(broken)
+    verdict = runtime_checks.check_runtime_env(broken)
     assert verdict.outcome is Outcome.FAIL
     assert "PYTHONDONTWRITEBYTECODE=<unset> (expected 1)" in verdict.evidence
     assert "/app/.venv/bin is not first on PATH" in verdict.evidence
@@ -165,12 +176,12 @@ def test_runtime_env_rejects_shell_form_and_missing_settings(facts: Facts) -> No
 
 def test_stray_files_fail_and_a_truncated_walk_is_an_error(facts: Facts) -> None:
     probe_of(facts)["stray_files"] = [{"path": "/app/.env", "reason": ".env", "size": 12}]
-    verdict = checks.check_no_stray_files(facts)
+    verdict = file_checks.check_no_stray_files(facts)
     assert verdict.outcome is Outcome.FAIL
     assert "/app/.env (.env, 12 Bytes)" in verdict.evidence
     probe_of(facts)["stray_files"] = []
     probe_of(facts)["walk"]["truncated"] = True
-    assert checks.check_no_stray_files(facts).outcome is Outcome.ERROR
+    assert file_checks.check_no_stray_files(facts).outcome is Outcome.ERROR
 
 
 def _export(hits: list[NeedleHit], layers: int = 5) -> ExportScan:
@@ -182,20 +193,23 @@ def test_build_secrets_in_env_labels_or_added_layers_fail(facts: Facts) -> None:
     secret = b"-----BEGIN CERTIFICATE-----\nMIIproxyCA\n-----END CERTIFICATE-----\n"
     base = Base("python:3.13-slim", facts.image.diff_ids[:1])
     clean = dataclasses.replace(facts, secrets={"ca_bundle": secret}, export=_export([]), base=base)
-    assert checks.check_no_build_secrets(clean).outcome is Outcome.PASS
+    assert file_checks.check_no_build_secrets(clean).outcome is Outcome.PASS
     in_base = NeedleHit("ca_bundle", 0, "sha256:0", "etc/ssl/certs/ca-certificates.crt")
-    assert checks.check_no_build_secrets(dataclasses.replace(clean, export=_export([in_base]))).outcome is (
-        Outcome.PASS
-    )
+    assert file_checks.check_no_build_secrets(
+        dataclasses.replace(clean, export=_export([in_base]))
+    ).outcome is (Outcome.PASS)
     added = NeedleHit("ca_bundle", 3, "sha256:" + "3" * 64, "app/ca.pem")
-    verdict = checks.check_no_build_secrets(dataclasses.replace(clean, export=_export([added])))
+    verdict = file_checks.check_no_build_secrets(dataclasses.replace(clean, export=_export([added])))
     assert verdict.outcome is Outcome.FAIL
     assert "file /app/ca.pem holds ca_bundle" in verdict.evidence
     env = {**facts.image.env, "SSL_CERT_FILE": "/run/secrets/ca_bundle"}
-    verdict = checks.check_no_build_secrets(with_image(clean, env=env))
+    verdict = file_checks.check_no_build_secrets(with_image(clean, env=env))
     assert "ENV SSL_CERT_FILE holds or points at secret ca_bundle" in verdict.evidence
     labels = {**facts.image.labels, "ca": secret.decode()}
-    assert "LABEL ca holds secret" in checks.check_no_build_secrets(with_image(clean, labels=labels)).evidence
+    assert (
+        "LABEL ca holds secret"
+        in file_checks.check_no_build_secrets(with_image(clean, labels=labels)).evidence
+    )
 
 
 def _cache(after_size: int, reinstalled: tuple[tuple[str, int], ...] = ()) -> CacheOutcome:
@@ -205,7 +219,7 @@ def _cache(after_size: int, reinstalled: tuple[tuple[str, int], ...] = ()) -> Ca
 
 
 def test_layer_cache_passes_when_only_the_project_layer_changes(facts: Facts) -> None:
-    verdict = checks.check_layer_cache(dataclasses.replace(facts, cache=_cache(200_010)))
+    verdict = build_checks.check_layer_cache(dataclasses.replace(facts, cache=_cache(200_010)))
     assert verdict.outcome is Outcome.PASS
     assert verdict.evidence == (
         "after changing src/dockyard/__init__.py: 1 of 3 layers changed (200.0 kB), 2 reused by digest"
@@ -214,10 +228,10 @@ def test_layer_cache_passes_when_only_the_project_layer_changes(facts: Facts) ->
 
 def test_layer_cache_fails_on_reinstalled_dependencies_or_big_changes(facts: Facts) -> None:
     rerun = _cache(200_010, (("[deps 5/5] RUN uv sync --locked", 24),))
-    verdict = checks.check_layer_cache(dataclasses.replace(facts, cache=rerun))
+    verdict = build_checks.check_layer_cache(dataclasses.replace(facts, cache=rerun))
     assert verdict.outcome is Outcome.FAIL
     assert "dependencies were installed again (24 packages" in verdict.evidence
-    verdict = checks.check_layer_cache(dataclasses.replace(facts, cache=_cache(40_000_000)))
+    verdict = build_checks.check_layer_cache(dataclasses.replace(facts, cache=_cache(40_000_000)))
     assert verdict.outcome is Outcome.FAIL
     assert "ships more than 10.0 MB" in verdict.evidence
 
@@ -236,7 +250,7 @@ def test_healthcheck_outcomes(facts: Facts, status: str, outcome: Outcome, evide
     healthcheck = {"Test": ["CMD", "python", "-c", "ping()"], "Interval": 30_000_000_000}
     image = dataclasses.replace(facts.image, healthcheck=healthcheck)
     health = HealthOutcome(status=status, seconds=1.5, log=("exit 1: refused",), exit_code=3)
-    verdict = checks.check_healthcheck(
+    verdict = runtime_checks.check_healthcheck(
         dataclasses.replace(facts, settings=service, image=image, health=health)
     )
     assert verdict.outcome is outcome
@@ -254,11 +268,13 @@ def test_a_check_whose_facts_could_not_be_gathered_is_an_error(facts: Facts) -> 
 
 
 def test_lock_current_judges_what_the_lock_check_said(facts: Facts) -> None:
-    stale = checks.LockStatus(False, "uv.lock is not tracked by git: run `git add uv.lock` and commit it")
-    verdict = checks.check_lock_current(dataclasses.replace(facts, lock_status=stale))
+    stale = verdicts.LockStatus(False, "uv.lock is not tracked by git: run `git add uv.lock` and commit it")
+    verdict = build_checks.check_lock_current(dataclasses.replace(facts, lock_status=stale))
     assert (verdict.outcome, verdict.evidence) == (Outcome.FAIL, stale.message)
-    fine = checks.LockStatus(True, "uv.lock is current and committed")
-    assert checks.check_lock_current(dataclasses.replace(facts, lock_status=fine)).outcome is Outcome.PASS
+    fine = verdicts.LockStatus(True, "uv.lock is current and committed")
+    assert (
+        build_checks.check_lock_current(dataclasses.replace(facts, lock_status=fine)).outcome is Outcome.PASS
+    )
 
 
 def test_unknown_check_ids_are_rejected(facts: Facts) -> None:

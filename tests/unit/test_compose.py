@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 
-from dockyard import compose, config, images
+from dockyard import config
+from dockyard.build import stack as stacks
 from dockyard.engine import LABEL_MANAGED
 from dockyard.errors import UsageError
+from dockyard.image import metadata as images
+from dockyard.project import compose
 from dockyard.results import Outcome
+from dockyard.verify import compose as compose_checks
 
 
 def app_build(context: str = "/stack", **extra: Any) -> dict[str, Any]:
@@ -205,7 +209,7 @@ def test_build_request_carries_tags_secrets_and_the_managed_label(tmp_path: Path
     )
     (group,) = compose.build_groups(compose.parse_model(doc))
     secrets = {"ca_bundle": Path("/etc/ssl/certs/ca-certificates.crt")}
-    request = compose.request_for(group, secrets, compose.ComposeOptions(labels={"test": "1"}))
+    request = stacks.request_for(group, secrets, stacks.ComposeOptions(labels={"test": "1"}))
     assert request.tags == ("acme-web:latest", "acme-worker:latest")
     assert request.labels == {"tier": "app", "test": "1", LABEL_MANAGED: "true"}
     assert request.secrets == secrets
@@ -215,13 +219,13 @@ def test_build_request_carries_tags_secrets_and_the_managed_label(tmp_path: Path
 def test_environment_secrets_become_private_files_and_missing_files_are_named(tmp_path: Path) -> None:
     doc = model_doc(web={"build": app_build(secrets=[{"source": "token"}])})
     (group,) = compose.build_groups(compose.parse_model(doc))
-    with compose._secret_files(group, {"ACME_TOKEN": "s3cret"}) as files:
+    with stacks.secret_files(group, {"ACME_TOKEN": "s3cret"}) as files:
         assert files["token"].read_text() == "s3cret"
         assert stat.S_IMODE(files["token"].stat().st_mode) == 0o600
     assert not files["token"].exists()
     with (
         pytest.raises(UsageError, match="environment variable ACME_TOKEN is not set"),
-        compose._secret_files(group, {}),
+        stacks.secret_files(group, {}),
     ):
         pass
 
@@ -230,7 +234,7 @@ def test_environment_secrets_become_private_files_and_missing_files_are_named(tm
     (group,) = compose.build_groups(compose.parse_model(doc))
     with (
         pytest.raises(UsageError, match=r"secret 'ca_bundle' of service 'web': .*missing.pem does not exist"),
-        compose._secret_files(group, {}),
+        stacks.secret_files(group, {}),
     ):
         pass
 
@@ -257,10 +261,10 @@ def test_effective_command_merges_like_the_engine(
 ) -> None:
     fields: dict[str, Any] = {"name": "s", "image": "i", "build": None, "command": None, "entrypoint": None}
     fields.update(service)
-    assert compose.effective_command(compose.Service(**fields), image_info(**image)) == expected
+    assert compose_checks.effective_command(compose.Service(**fields), image_info(**image)) == expected
 
 
-def finding(**fields: Any) -> compose.Finding:
+def finding(**fields: Any) -> compose_checks.Finding:
     base: dict[str, Any] = {
         "name": "celery",
         "path": "/app/.venv/bin/celery",
@@ -270,7 +274,7 @@ def finding(**fields: Any) -> compose.Finding:
         "searched": ("/app/.venv/bin", "/usr/bin"),
     }
     base.update(fields)
-    return compose.Finding(**base)
+    return compose_checks.Finding(**base)
 
 
 @pytest.mark.parametrize(
@@ -296,9 +300,9 @@ def finding(**fields: Any) -> compose.Finding:
     ],
 )
 def test_command_result_names_the_service_and_what_was_seen(
-    found: compose.Finding, outcome: Outcome, evidence: str
+    found: compose_checks.Finding, outcome: Outcome, evidence: str
 ) -> None:
-    result = compose.command_result("worker", "acme-worker:1.0", ["celery", "worker"], found)
+    result = compose_checks.command_result("worker", "acme-worker:1.0", ["celery", "worker"], found)
     assert result.subject == "worker"
     assert result.check_id == "command"
     assert result.outcome is outcome
@@ -307,14 +311,14 @@ def test_command_result_names_the_service_and_what_was_seen(
 
 
 def test_an_empty_command_fails() -> None:
-    result = compose.command_result("worker", "acme:1", [], None)
+    result = compose_checks.command_result("worker", "acme:1", [], None)
     assert result.outcome is Outcome.FAIL
     assert "sets none and acme:1 has no CMD or ENTRYPOINT" in result.evidence
 
 
 def run_snippet(queries: list[dict[str, Any]], path: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", compose.COMMAND_SNIPPET, json.dumps(queries)],
+        [sys.executable, "-c", compose_checks.COMMAND_SNIPPET, json.dumps(queries)],
         env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     answer: dict[str, Any] = json.loads(done.stdout)

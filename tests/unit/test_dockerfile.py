@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import dockerfile
 from dockyard.errors import UsageError
+from dockyard.project import dockerfile
 
 TEXT = """\
 # comment

@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from dockyard import imagefs
 from dockyard.errors import DockyardError, UsageError
-from dockyard.imagefs import (
+from dockyard.image import export
+from dockyard.image.export import (
     DELETED,
     OVERWRITTEN,
     FileEntry,
@@ -319,7 +319,7 @@ def test_needle_found_across_a_read_boundary_in_the_right_layer() -> None:
 def test_needle_split_across_tiny_chunks_is_found() -> None:
     content = b"....." + TOKEN + b"....."
     for read_size in (1, 2, 3, 7, len(TOKEN) - 1, len(TOKEN), 64):
-        search = imagefs._NeedleSearch({"t": TOKEN, "short": b"..", "miss": b"nope"})
+        search = export._NeedleSearch({"t": TOKEN, "short": b"..", "miss": b"nope"})
         stream = io.BufferedReader(io.BytesIO(content), buffer_size=read_size)
         reads = [stream.read(read_size) for _ in range(len(content) // read_size + 1)]
         assert search.search(_Reads(reads), len(content)) == ["short", "t"], read_size
@@ -353,7 +353,7 @@ def test_without_needles_file_contents_are_not_searched(monkeypatch: pytest.Monk
     def fail(*_: object) -> list[str]:
         raise AssertionError("searched")
 
-    monkeypatch.setattr(imagefs._NeedleSearch, "search", fail)
+    monkeypatch.setattr(export._NeedleSearch, "search", fail)
     scan = scan_export(chunked(docker_save([layer_tar(BASE)])), needles={})
     assert scan.hits == []
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import lock
 from dockyard.errors import ConfigError
+from dockyard.project import lock
 
 UV_LOCK = """\
 version = 1

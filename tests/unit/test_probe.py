@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dockyard import probe
+from dockyard.verify import probe
 
 # Assembled from pieces so secret scanners do not flag this fake, unusable key.
 PEM_KEY = (

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from dockyard.report import (
+from dockyard.results import CheckResult, Outcome, Report
+from dockyard.verify.report import (
     render_table,
     summarize,
     summary_line,
@@ -20,7 +21,6 @@ from dockyard.report import (
     to_markdown,
     write_outputs,
 )
-from dockyard.results import CheckResult, Outcome, Report
 
 XML_SPECIALS = 'expected <uid> & "app"'
 

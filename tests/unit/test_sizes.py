@@ -12,12 +12,16 @@ from typing import Any, cast
 import pytest
 from rich.console import Console
 
-from dockyard import imagefs, images, sizes
 from dockyard.config import Settings, SizeSettings
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, ImageNotFound, UsageError
-from dockyard.images import Base, ImageInfo
-from dockyard.sizes import BuildRecord, LayerRecord
+from dockyard.image import export as imagefs
+from dockyard.image import metadata as images
+from dockyard.image.metadata import Base, ImageInfo
+from dockyard.sizes import history as size_history
+from dockyard.sizes import model as size_model
+from dockyard.sizes import render as size_render
+from dockyard.sizes.history import BuildRecord, LayerRecord
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "dockyard-image.json").read_text())
 INFO = ImageInfo.from_inspect("dockyard:0.1.0", RECORDED["attrs"], RECORDED["history"])
@@ -35,7 +39,7 @@ LAYERS = [
 VENV, STAGING = 3, 4
 
 
-def report(**overrides: Any) -> sizes.SizeReport:
+def report(**overrides: Any) -> size_model.SizeReport:
     options: dict[str, Any] = {
         "name": "dockyard",
         "budget": 200_000_000,
@@ -44,12 +48,12 @@ def report(**overrides: Any) -> sizes.SizeReport:
         "base": BASE,
     }
     options.update(overrides)
-    return sizes.compose_report(INFO, **options)
+    return size_model.compose_report(INFO, **options)
 
 
 def previous(**sizes_by_layer: int) -> BuildRecord:
     """The recorded image as an earlier build: layers named in `sizes_by_layer` (layer_3=...) differ."""
-    record = sizes.breakdown(INFO, BASE.diff_ids)
+    record = size_history.breakdown(INFO, BASE.diff_ids)
     layers = list(record.layers)
     for key, size in sizes_by_layer.items():
         index = int(key.removeprefix("layer_"))
@@ -153,7 +157,9 @@ def test_growth_under_the_threshold_is_not_flagged() -> None:
 
 def test_growth_under_the_noise_floor_is_not_flagged_however_large_its_ratio() -> None:
     small = report(previous=previous(layer_4=150_000))  # +52 kB, 35%
-    assert small.layers[STAGING].delta == sizes.LayerDelta(150_000, 52_484, 52_484 / 150_000, False, False)
+    assert small.layers[STAGING].delta == size_model.LayerDelta(
+        150_000, 52_484, 52_484 / 150_000, False, False
+    )
     assert small.ok
     large = report(previous=previous(layer_4=100_000))  # +102 kB, 102%
     delta = large.layers[STAGING].delta
@@ -178,10 +184,10 @@ def test_layers_pair_by_diff_id_then_instruction_then_position() -> None:
         LayerRecord("sha256:b", 2, "COPY /app/.venv /app/.venv", False),  # moved, same instruction
         LayerRecord("sha256:c", 4, "RUN apt-get install gcc", False),  # gone
     ]
-    assert sizes.pair_layers(layers, old) == {0: 0, 3: 2, 1: 1}
+    assert size_model.pair_layers(layers, old) == {0: 0, 3: 2, 1: 1}
     made = report(previous=dataclasses.replace(previous(), layers=tuple(old), total=10))
     assert [row.delta.previous if row.delta else "-" for row in made.layers] == [1, 3, None, 2, None]
-    assert made.layers[STAGING].delta == sizes.LayerDelta(
+    assert made.layers[STAGING].delta == size_model.LayerDelta(
         None, 202_484, None, False, False
     )  # new: not flagged
     assert made.delta is not None
@@ -193,44 +199,46 @@ def test_layers_pair_by_diff_id_then_instruction_then_position() -> None:
 
 def test_history_round_trip_through_record_build(tmp_path: Path) -> None:
     config = settings(tmp_path, history=Path(".dockyard/sizes.json"))
-    sizes.record_build(config, INFO, BASE.diff_ids)
+    size_history.record_build(config, INFO, BASE.diff_ids)
     path = tmp_path / ".dockyard" / "sizes.json"
-    history = sizes.read_history(path)
+    history = size_history.read_history(path)
     assert list(history) == ["dockyard"]
     (entry,) = history["dockyard"]
     assert (entry.image_id, entry.ref, entry.total) == (INFO.id, "dockyard:0.1.0", TOTAL)
     assert [(layer.size, layer.in_base) for layer in entry.layers] == [(s, b) for _, s, b in LAYERS]
     assert entry.layers[VENV].instruction == "COPY /app/.venv /app/.venv"
     assert not list(path.parent.glob("*.tmp")), "the atomic write leaves no scratch file"
-    sizes.record_build(config, INFO, BASE.diff_ids)  # a rebuild of the same image id
-    assert len(sizes.read_history(path)["dockyard"]) == 1
+    size_history.record_build(config, INFO, BASE.diff_ids)  # a rebuild of the same image id
+    assert len(size_history.read_history(path)["dockyard"]) == 1
 
 
 def test_history_keeps_the_last_entries_per_image(tmp_path: Path) -> None:
     path = tmp_path / "history.json"
-    history: sizes.History = {}
-    base = sizes.breakdown(INFO, BASE.diff_ids)
+    history: size_history.History = {}
+    base = size_history.breakdown(INFO, BASE.diff_ids)
     for number in range(55):
-        sizes.add_build(history, "dockyard", dataclasses.replace(base, image_id=f"sha256:{number:064x}"))
-    sizes.add_build(history, "other/app", base)
-    sizes.write_history(path, history)
-    again = sizes.read_history(path)
+        size_history.add_build(
+            history, "dockyard", dataclasses.replace(base, image_id=f"sha256:{number:064x}")
+        )
+    size_history.add_build(history, "other/app", base)
+    size_history.write_history(path, history)
+    again = size_history.read_history(path)
     ids = [int(entry.image_id.removeprefix("sha256:"), 16) for entry in again["dockyard"]]
     assert ids == list(range(5, 55))
     assert again["other/app"] == [base]
-    sizes.add_build(again, "dockyard", again["dockyard"][0])  # rebuilt: moves to the end, once
+    size_history.add_build(again, "dockyard", again["dockyard"][0])  # rebuilt: moves to the end, once
     ids = [int(entry.image_id.removeprefix("sha256:"), 16) for entry in again["dockyard"]]
     assert ids == [*range(6, 55), 5]
-    assert sizes.previous_build(again, "dockyard", f"sha256:{5:064x}") == again["dockyard"][-2]
-    assert sizes.previous_build(again, "nothing", "x") is None
+    assert size_history.previous_build(again, "dockyard", f"sha256:{5:064x}") == again["dockyard"][-2]
+    assert size_history.previous_build(again, "nothing", "x") is None
 
 
 def test_a_corrupt_history_is_a_usage_error_that_says_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "history.json"
-    assert sizes.read_history(path) == {}
+    assert size_history.read_history(path) == {}
     path.write_text('{"version": 1, "images": {"dockyard": [{"image_id": "x"}]}}')
     with pytest.raises(UsageError, match=r"is not a dockyard size history .*: delete it"):
-        sizes.read_history(path)
+        size_history.read_history(path)
 
 
 @pytest.mark.parametrize(
@@ -351,10 +359,10 @@ def test_waste_is_attributed_to_the_layers_that_added_and_removed_it() -> None:
     assert made.waste.total == 5_839
     assert made.waste.export_bytes == 123_456
     assert made.waste.files == (
-        sizes.WastedFile("/app/.venv/cache.bin", 5_000, 3, "COPY /app/.venv /app/.venv", 4,
+        size_model.WastedFile("/app/.venv/cache.bin", 5_000, 3, "COPY /app/.venv /app/.venv", 4,
                          "COPY /staging/ /app/.venv/", "deleted"),
-        sizes.WastedFile("/etc/passwd", 839, 0, made.layers[0].instruction, 1, made.layers[1].instruction,
-                         "overwritten"),
+        size_model.WastedFile("/etc/passwd", 839, 0, made.layers[0].instruction, 1,
+                              made.layers[1].instruction, "overwritten"),
     )  # fmt: skip
     assert [row.wasted for row in made.layers] == [839, 0, 0, 5_000, 0]
 
@@ -368,7 +376,7 @@ def test_an_export_of_other_layers_is_refused() -> None:
 # --- renderings -------------------------------------------------------------------------------------
 
 
-def full_report() -> sizes.SizeReport:
+def full_report() -> size_model.SizeReport:
     return report(
         previous=previous(layer_3=29_000_000),
         probe=probe_answer(),
@@ -377,9 +385,9 @@ def full_report() -> sizes.SizeReport:
     )
 
 
-def render(made: sizes.SizeReport) -> str:
+def render(made: size_model.SizeReport) -> str:
     out = io.StringIO()
-    sizes.render(made, Console(file=out, width=120, color_system=None), top=5)
+    size_render.render(made, Console(file=out, width=120, color_system=None), top=5)
     return out.getvalue()
 
 
@@ -401,7 +409,7 @@ def test_the_table_groups_layers_and_warns_of_flags() -> None:
 
 
 def test_json_holds_every_number_and_the_verdict() -> None:
-    data = json.loads(sizes.to_json(full_report()))
+    data = json.loads(size_render.to_json(full_report()))
     assert (data["total"], data["budget"], data["margin"], data["over_budget"], data["ok"]) == (
         TOTAL, 200_000_000, 53_232_149, False, False,
     )  # fmt: skip
@@ -422,7 +430,7 @@ def test_json_holds_every_number_and_the_verdict() -> None:
 
 
 def test_markdown_has_the_grouped_table_distributions_and_waste() -> None:
-    text = sizes.to_markdown(full_report(), top=5)
+    text = size_render.to_markdown(full_report(), top=5)
     lines = text.splitlines()
     assert lines[0] == "## ❌ size-report dockyard:0.1.0"
     assert "| # | Layer | Size | Share | vs previous | Wasted |" in lines
@@ -441,6 +449,6 @@ def test_markdown_has_the_grouped_table_distributions_and_waste() -> None:
 
 def test_write_outputs_writes_each_requested_file(tmp_path: Path) -> None:
     made = full_report()
-    written = sizes.write_outputs(made, json_path=tmp_path / "a" / "r.json", markdown_path=None)
+    written = size_render.write_outputs(made, json_path=tmp_path / "a" / "r.json", markdown_path=None)
     assert written == [tmp_path / "a" / "r.json"]
     assert json.loads(written[0].read_text())["ok"] is False

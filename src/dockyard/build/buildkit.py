@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockyard import dockerfile, git, images, process
+from dockyard import git, process
+from dockyard.project import dockerfile
+from dockyard.image import metadata as images
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, BuildkitPath, Cli, Engine
 from dockyard.errors import BuildFailed, UsageError

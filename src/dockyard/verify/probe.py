@@ -87,7 +87,7 @@ _IMPORT_CODE = "import importlib, sys; importlib.import_module(sys.argv[1])"
 
 def source() -> str:
     """This module's source text, for ``python -c`` in a container (host side; Python >= 3.9)."""
-    return resources.files("dockyard").joinpath("probe.py").read_text(encoding="utf-8")
+    return resources.files("dockyard.verify").joinpath("probe.py").read_text(encoding="utf-8")
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Running Python inside an image: dockyard's probe (src/dockyard/probe.py), or any small snippet, in
+"""Running Python inside an image: dockyard's probe (`dockyard.verify.probe`), or any small snippet, in
 one labelled, network-less container that answers with one JSON document."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dockyard import probe
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError
+from dockyard.verify import probe
 
 # The app's interpreter is the `python` first on the image's PATH; `python3` when there is no `python`.
 INTERPRETERS = ("python", "python3")

@@ -20,14 +20,20 @@ from typing import Any
 
 import docker.errors
 
-from dockyard import build as builds
-from dockyard import checks, git, images, lock, probing
-from dockyard.checks import CHECKS, CacheOutcome, Facts, HealthOutcome
+from dockyard import git
+from dockyard.build import buildkit as builds
 from dockyard.config import Settings
-from dockyard.dockerfile import parse as parse_dockerfile
 from dockyard.engine import Engine
 from dockyard.errors import BuildFailed, DockyardError, UsageError
+from dockyard.image import metadata as images
+from dockyard.project import lock
+from dockyard.project.dockerfile import parse as parse_dockerfile
 from dockyard.results import CheckResult, Outcome, Report
+from dockyard.verify import checks, runner
+from dockyard.verify import facts as verdicts
+from dockyard.verify.checks import CHECKS
+from dockyard.verify.checks import files as file_checks
+from dockyard.verify.facts import CacheOutcome, Facts, HealthOutcome
 
 HEALTH_INTERVAL_NS = 500_000_000  # probe every 0.5 s instead of waiting out the image's interval
 
@@ -39,7 +45,7 @@ class VerifyOptions:
     build: builds.BuildResult | None = None  # the build that produced the image, when verify built it
 
 
-def selected_checks(settings: Settings, options: VerifyOptions) -> list[checks.Check]:
+def selected_checks(settings: Settings, options: VerifyOptions) -> list[verdicts.Check]:
     unknown = sorted({*options.skip, *options.only, *settings.verify.skip} - set(checks.CHECK_IDS))
     if unknown:
         raise UsageError(f"unknown check id(s) {', '.join(unknown)}; known: {', '.join(checks.CHECK_IDS)}")
@@ -58,7 +64,7 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     needs = {need for check in chosen for need in check.needs}
     gatherers: dict[str, Callable[[], Any]] = {
         "base": lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)),
-        "probe": lambda: probing.run_probe(
+        "probe": lambda: runner.run_probe(
             engine, image_ref, probe_spec(settings, info), timeout=settings.verify.timeout
         ),
         "lock_status": lambda: _lock_status(settings),
@@ -92,9 +98,9 @@ def build_failed_report(settings: Settings, error: BuildFailed, options: VerifyO
     results = []
     for check in selected_checks(settings, options):
         if check.id == "builds":
-            verdict = checks.failed(error.message, *error.detail.splitlines())
+            verdict = verdicts.failed(error.message, *error.detail.splitlines())
         else:
-            verdict = checks.skipped("the image did not build")
+            verdict = verdicts.skipped("the image did not build")
         results.append(CheckResult(check.id, check.title, verdict.outcome, verdict.evidence, verdict.details))
     return Report(f"verify-image {settings.image}", tuple(results))
 
@@ -128,14 +134,14 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return fn(), time.monotonic() - start
 
 
-def _judge(check: checks.Check, facts: Facts) -> CheckResult:
+def _judge(check: verdicts.Check, facts: Facts) -> CheckResult:
     start = time.monotonic()
     missing = [need for need in check.needs if need in facts.errors]
     if "locked" in check.needs and facts.locked is None and "locked" not in facts.errors:
         missing.append("probe")
     if missing:
         reason = "; ".join(f"{need}: {facts.errors.get(need, 'not available')}" for need in missing)
-        verdict = checks.Verdict(Outcome.ERROR, reason)
+        verdict = verdicts.Verdict(Outcome.ERROR, reason)
     else:
         verdict = check.judge(facts)
     gathered = max((facts.seconds.get(need, 0.0) for need in check.needs), default=0.0)
@@ -172,22 +178,22 @@ def probe_spec(settings: Settings, info: images.ImageInfo) -> dict[str, object]:
     return {
         "imports": list(verify.imports if verify.imports is not None else (settings.package,)),
         "commands": [{"argv": list(s.command), "timeout": s.timeout} for s in verify.smoke],
-        "forbidden_names": [*checks.DEFAULT_FORBIDDEN_NAMES, *verify.forbidden],
-        "forbidden_paths": checks.forbidden_paths(info.working_dir),
+        "forbidden_names": [*file_checks.DEFAULT_FORBIDDEN_NAMES, *verify.forbidden],
+        "forbidden_paths": file_checks.forbidden_paths(info.working_dir),
         "sniff_private_keys": True,
         "deadline_seconds": max(10.0, verify.timeout - 10),
     }
 
 
-def _lock_status(settings: Settings) -> checks.LockStatus:
+def _lock_status(settings: Settings) -> verdicts.LockStatus:
     try:
-        return checks.LockStatus(True, lock.check(settings.project_dir))
+        return verdicts.LockStatus(True, lock.check(settings.project_dir))
     except lock.LockStale as exc:
-        return checks.LockStatus(False, exc.message)
+        return verdicts.LockStatus(False, exc.message)
 
 
 def _lock_sets(facts: Facts) -> None:
-    python = checks.require(facts.probe).get("python", {})
+    python = verdicts.require(facts.probe).get("python", {})
     version = str(python.get("version", "3"))
     machine = str(python.get("machine", "x86_64"))
     try:
@@ -201,7 +207,7 @@ def _lock_sets(facts: Facts) -> None:
 
 
 def _health(engine: Engine, image_ref: str, info: images.ImageInfo, timeout: float) -> HealthOutcome:
-    original = checks.require(info.healthcheck)
+    original = verdicts.require(info.healthcheck)
     override = {
         "test": original["Test"],
         "interval": HEALTH_INTERVAL_NS,

@@ -14,10 +14,11 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from dockyard import dockerfile, imagefs
 from dockyard.config import Settings
 from dockyard.engine import Engine, first_line
 from dockyard.errors import DockyardError, ImageNotFound, UsageError
+from dockyard.image import export
+from dockyard.project import dockerfile
 
 EXPORT_CHUNK = 1 << 20
 BASE_LABEL = "org.opencontainers.image.base.name"  # set by dockyard's builds: what the image started from
@@ -155,7 +156,7 @@ def scan_export(
     *,
     needles: Mapping[str, bytes] | None = None,
     stop: threading.Event | None = None,
-) -> imagefs.ExportScan:
+) -> export.ExportScan:
     """One streaming pass over the image's export (never held in memory or written to disk).
 
     The engine may prepare the export before its first byte (Engine 20.10 stages it on disk): that
@@ -163,7 +164,7 @@ def scan_export(
     """
     chunks = engine.image(image_id).save(chunk_size=EXPORT_CHUNK)
     try:
-        return imagefs.scan_export(_until(chunks, stop or threading.Event()), needles=needles)
+        return export.scan_export(_until(chunks, stop or threading.Event()), needles=needles)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         raise DockyardError(
             f"the export of {image_id.removeprefix('sha256:')[:12]} broke off ({first_line(exc)}): check "

@@ -1,0 +1,271 @@
+"""size-report for people (rich tables) and for machines (JSON, Markdown)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from dockyard.sizes.model import LayerDelta, LayerRow, SizeReport, Waste, WastedFile
+from dockyard.sizes.model import growth_text as _growth
+from dockyard.sizes.model import short_id as _short
+from dockyard.sizes.model import size_text as _size
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+def _change(delta: LayerDelta | None) -> str:
+    if delta is None:
+        return ""
+    if delta.unchanged:
+        return "="
+    if delta.previous is None:
+        return "new"
+    return _growth(delta.growth, delta.ratio)
+
+
+def _groups(report: SizeReport) -> list[tuple[str, list[LayerRow]]]:
+    base = [row for row in report.layers if row.in_base]
+    added = [row for row in report.layers if not row.in_base]
+    if not base:
+        return [("layers (base image not identified)" if report.base_ref is None else "added", added)]
+    title = f"base image {report.base_ref}" if report.base_ref else "base image"
+    return [(title, base), ("added by the Dockerfile", added)]
+
+
+def _budget_line(report: SizeReport) -> str:
+    if report.over_budget:
+        return f"total {_size(report.total)}: {_size(-report.margin)} over the {_size(report.budget)} budget"
+    share = report.margin / report.budget if report.budget else 0.0
+    return (
+        f"total {_size(report.total)} of a {_size(report.budget)} budget: "
+        f"{_size(report.margin)} to spare ({share:.0%})"
+    )
+
+
+def _delta_line(report: SizeReport) -> str:
+    delta = report.delta
+    if delta is None:
+        return f"no previous build of {report.image_name} recorded"
+    return (
+        f"vs previous build {_short(delta.previous_id)} ({delta.previous_ref}, {delta.previous_recorded}): "
+        f"{_growth(delta.growth, delta.ratio)}, was {_size(delta.previous_total)}"
+    )
+
+
+def _how(entry: WastedFile) -> str:
+    return f"{entry.how} by layer {entry.removed_in} ({entry.removed_by})"
+
+
+def render(report: SizeReport, console: Console, *, top: int = 10, history: Path | None = None) -> None:
+    """The report as tables a person reads at a glance."""
+    created = report.created[:19].replace("T", " ")
+    console.print(f"[bold]size-report[/] {escape(report.ref)} ({_short(report.image_id)}), created {created}")
+    console.print(_layer_table(report, console.width))
+    style = "red" if report.over_budget else "green"
+    console.print(f"[{style}]{escape(_budget_line(report))}[/]")
+    where = f" in {history}" if report.delta is None and history is not None else ""
+    console.print(escape(_delta_line(report) + where))
+    for gone in report.delta.gone if report.delta else ():
+        console.print(f"  gone since then: {escape(gone.instruction)} ({_size(gone.size)})")
+    if report.distributions:
+        where = ", ".join(report.environments)
+        console.print(
+            f"\n[bold]largest distributions[/] ({len(report.distributions)} of "
+            f"{report.distribution_count} in {escape(where)})"
+        )
+        console.print(_distribution_table(report))
+    if report.waste is not None:
+        _render_waste(report.waste, console, top=top)
+    for note in report.notes:
+        console.print(f"[dim]note: {escape(note)}[/]")
+    for flag in report.flags:
+        console.print(f"[bold yellow]warning:[/] {escape(flag)}")
+    console.print(f"[dim]{escape(_timings(report.timings))}[/]")
+
+
+def _layer_table(report: SizeReport, width: int) -> Table:
+    columns = ["size", "share"]
+    columns += ["vs previous"] if report.delta is not None else []
+    columns += ["wasted"] if report.waste is not None else []
+    groups: list[list[list[Text]]] = []
+    for title, rows in _groups(report):
+        subtotal = sum(row.size for row in rows)
+        heading = [
+            Text(""),
+            Text(title, "bold"),
+            Text(_size(subtotal), "bold"),
+            Text(_share(subtotal, report)),
+        ]
+        group = [heading + [Text("")] * (len(columns) - 2)]
+        for row in rows:
+            cells = [
+                Text(str(row.index)),
+                Text(row.instruction),
+                Text(_size(row.size)),
+                Text(f"{row.share:.1%}"),
+            ]
+            if report.delta is not None:
+                flagged = row.delta is not None and row.delta.flagged
+                cells.append(Text(_change(row.delta), "bold red" if flagged else ""))
+            if report.waste is not None:
+                cells.append(Text(_size(row.wasted) if row.wasted else ""))
+            group.append(cells)
+        groups.append(group)
+    widths = [max(len(name), *(len(cells[i].plain) for group in groups for cells in group))
+              for i, name in enumerate(["#", "layer", *columns])]  # fmt: skip
+    # Numbers keep their width on a narrow terminal; the instruction is shortened instead.
+    widths[1] = max(20, min(widths[1], width - sum(widths) + widths[1] - 3 * len(widths)))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, size in zip(["#", "layer", *columns], widths, strict=True):
+        table.add_column(
+            name,
+            justify="left" if name == "layer" else "right",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=size,
+        )
+    for group in groups:
+        for cells in group:
+            table.add_row(*cells)
+        table.add_section()
+    return table
+
+
+def _distribution_table(report: SizeReport) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("distribution", "version", "size", "share", "files"):
+        table.add_column(column, justify="left" if column in ("distribution", "version") else "right")
+    for dist in report.distributions:
+        table.add_row(dist.name, dist.version, _size(dist.size), f"{dist.share:.1%}", str(dist.files))
+    return table
+
+
+def _render_waste(waste: Waste, console: Console, *, top: int) -> None:
+    if not waste.files:
+        console.print(
+            "\n[bold]wasted space[/]: none (no layer overwrites or deletes an earlier layer's files)"
+        )
+        return
+    console.print(
+        f"\n[bold]wasted space[/]: {_size(waste.total)} in {len(waste.files)} files that a later layer "
+        "overwrites or deletes (they ship, but cannot be reached)"
+    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("path", overflow="fold", min_width=24)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("added by", overflow="ellipsis", no_wrap=True, max_width=40)
+    table.add_column("then", overflow="ellipsis", no_wrap=True, max_width=50)
+    for entry in waste.files[:top]:
+        table.add_row(
+            escape(entry.path),
+            _size(entry.bytes),
+            escape(f"layer {entry.added_in} {entry.added_by}"),
+            escape(f"{entry.how} by layer {entry.removed_in} {entry.removed_by}"),
+        )
+    console.print(table)
+    if len(waste.files) > top:
+        rest = sum(entry.bytes for entry in waste.files[top:])
+        console.print(f"  and {len(waste.files) - top} more files ({_size(rest)}): see --json for all")
+
+
+def _share(part: int, report: SizeReport) -> str:
+    return f"{part / report.total:.1%}" if report.total else ""
+
+
+def _timings(timings: Mapping[str, float]) -> str:
+    names = {"metadata": "metadata", "distributions": "distributions probe", "deep": "export scan"}
+    shown = [f"{label} {timings[key]:.2f} s" for key, label in names.items() if key in timings]
+    return ", ".join(shown)
+
+
+# --- files -------------------------------------------------------------------------------------------
+
+
+def to_json(report: SizeReport) -> str:
+    data = asdict(report)
+    data.update(
+        margin=report.margin, over_budget=report.over_budget, ok=report.ok, base_size=report.base_size
+    )
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _md(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
+
+
+def to_markdown(report: SizeReport, *, top: int = 10) -> str:
+    """GitHub-flavoured Markdown for a CI step summary or a pull-request comment."""
+    out = [
+        f"## {'✅' if report.ok else '❌'} size-report {_md(report.ref)}",
+        "",
+        f"{_md(_budget_line(report))}  ",
+        _md(_delta_line(report)),
+        "",
+    ]
+    header = ["#", "Layer", "Size", "Share"]
+    header += ["vs previous"] if report.delta is not None else []
+    header += ["Wasted"] if report.waste is not None else []
+    out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for title, rows in _groups(report):
+        subtotal = sum(row.size for row in rows)
+        blanks = [""] * (len(header) - 4)
+        out.append("| " + " | ".join(["", f"**{_md(title)}**", f"**{_size(subtotal)}**",
+                                      _share(subtotal, report), *blanks]) + " |")  # fmt: skip
+        for row in rows:
+            cells = [str(row.index), _md(row.instruction), _size(row.size), f"{row.share:.1%}"]
+            if report.delta is not None:
+                change = _change(row.delta)
+                cells.append(f"**{_md(change)}** ⚠️" if row.delta and row.delta.flagged else _md(change))
+            if report.waste is not None:
+                cells.append(_size(row.wasted) if row.wasted else "")
+            out.append("| " + " | ".join(cells) + " |")
+    if report.distributions:
+        where = ", ".join(report.environments)
+        out += ["", f"### Largest distributions ({report.distribution_count} in {_md(where)})", "",
+                "| Distribution | Version | Size | Share |", "|---|---|---|---|"]  # fmt: skip
+        out += [
+            f"| {_md(d.name)} | {_md(d.version)} | {_size(d.size)} | {d.share:.1%} |"
+            for d in report.distributions
+        ]
+    if report.waste is not None:
+        out += ["", f"### Wasted space: {_size(report.waste.total)} in {len(report.waste.files)} files", ""]
+        if report.waste.files:
+            out += ["| Path | Bytes | Added by | Made unreachable |", "|---|---|---|---|"]
+            out += [
+                f"| {_md(e.path)} | {e.bytes:,} | layer {e.added_in} ({_md(e.added_by)}) | {_md(_how(e))} |"
+                for e in report.waste.files[:top]
+            ]
+            if len(report.waste.files) > top:
+                out.append(
+                    f"\n…and {len(report.waste.files) - top} more files (all of them in the JSON report)"
+                )
+    if report.flags or report.notes:
+        out.append("")
+        out += [f"- ⚠️ {_md(flag)}" for flag in report.flags]
+        out += [f"- {_md(note)}" for note in report.notes]
+    return "\n".join(out) + "\n"
+
+
+def write_outputs(
+    report: SizeReport, *, json_path: Path | None, markdown_path: Path | None, top: int = 10
+) -> list[Path]:
+    """Write each requested format (creating parent directories); return the paths written."""
+    written = []
+    for path, text in ((json_path, to_json), (markdown_path, lambda r: to_markdown(r, top=top))):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text(report), encoding="utf-8")
+            written.append(path)
+    return written

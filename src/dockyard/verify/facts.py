@@ -1,0 +1,112 @@
+"""What verify-image judges: the facts gathered once about an image, and a check's verdict on them.
+
+Facts come from image metadata (the SDK), one probe container, one healthcheck container, one
+streamed export, the lock and a scratch rebuild (see `dockyard.verify.gather`). Each check is a pure
+function of them (`dockyard.verify.checks`), so each is unit-testable on recorded facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import humanize
+
+from dockyard.build.buildkit import BuildResult
+from dockyard.config import Settings
+from dockyard.errors import DockyardError
+from dockyard.image.export import ExportScan
+from dockyard.image.metadata import Base, ImageInfo
+from dockyard.project.dockerfile import Dockerfile
+from dockyard.project.lock import LockedSets
+from dockyard.results import Outcome
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    evidence: str
+    details: tuple[str, ...] = ()
+
+
+def passed(evidence: str, *details: str) -> Verdict:
+    return Verdict(Outcome.PASS, evidence, details)
+
+
+def failed(evidence: str, *details: str) -> Verdict:
+    return Verdict(Outcome.FAIL, evidence, details)
+
+
+def skipped(evidence: str) -> Verdict:
+    return Verdict(Outcome.SKIP, evidence)
+
+
+@dataclass(frozen=True)
+class HealthOutcome:
+    status: str  # healthy, unhealthy, starting (timed out), exited, none
+    seconds: float
+    log: tuple[str, ...] = ()  # the healthcheck's own output, newest last
+    container_log: tuple[str, ...] = ()  # tail of the container's output
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class CacheOutcome:
+    """A scratch rebuild after a source-only change, compared layer by layer with the one before."""
+
+    touched: str  # the file that was changed
+    layers_before: tuple[tuple[str, int], ...]  # (diff_id, size) of the unchanged build
+    layers_after: tuple[tuple[str, int], ...]
+    reinstalled: tuple[tuple[str, int], ...]  # re-run steps of the second build that installed
+    # more than one package (the project alone is one): (step, packages installed)
+
+
+@dataclass(frozen=True)
+class LockStatus:
+    current: bool  # matches pyproject.toml, tracked and committed
+    message: str  # what `dockyard.lock.check` said
+
+
+@dataclass
+class Facts:
+    settings: Settings
+    image: ImageInfo
+    dockerfile: Dockerfile | None = None
+    base: Base | None = None  # the image it starts from, when known: its layers are not the build's
+    build: BuildResult | None = None
+    probe: Mapping[str, Any] | None = None
+    locked: LockedSets | None = None
+    health: HealthOutcome | None = None
+    export: ExportScan | None = None
+    secrets: Mapping[str, bytes] = field(default_factory=dict)  # name -> content looked for
+    lock_status: LockStatus | None = None
+    cache: CacheOutcome | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # fact name -> why it could not be had
+    seconds: dict[str, float] = field(default_factory=dict)  # fact name -> time to gather it
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    needs: tuple[str, ...]  # facts it reads besides the image metadata
+    judge: Callable[[Facts], Verdict]
+
+
+T = TypeVar("T")
+
+
+def require(value: T | None) -> T:
+    """A fact the check declared in `needs`; verify judges no check whose facts are missing."""
+    if value is None:
+        raise DockyardError("a check ran without the facts it needs")
+    return value
+
+
+def mb(size: int) -> str:
+    return humanize.naturalsize(size)
+
+
+def active_env(probe: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return next((env for env in probe.get("environments", []) if env.get("active")), None)
