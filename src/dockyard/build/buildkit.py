@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dockyard import git, process
-from dockyard.project import dockerfile
-from dockyard.image import metadata as images
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, BuildkitPath, Cli, Engine
 from dockyard.errors import BuildFailed, UsageError
+from dockyard.image import metadata as images
+from dockyard.project import dockerfile
 
 
 @dataclass(frozen=True)
