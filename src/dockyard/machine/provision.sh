@@ -4,7 +4,9 @@
 #   2. Compose v2 as `docker compose`,
 #   3. a BuildKit-capable build path (buildx, or a CLI with the engine's built-in BuildKit),
 #   4. base images: when the official ones cannot be pulled, local stand-ins under names of their own,
-#   5. the machine file (~/.config/dockyard/machine.env) that tells dockyard's builds about 3 and 4.
+#   5. a local registry (Debian's docker-registry, CNCF Distribution) on 127.0.0.1:5000 holding the
+#      stand-ins, so any engine on the machine pulls them (DOCKYARD_REGISTRY_ADDR=off skips it),
+#   6. the machine file (~/.config/dockyard/machine.env) that tells dockyard's builds about 3 to 5.
 # Every step is skipped when already done. Run it as root on Debian/Ubuntu; it prints what it did.
 set -euo pipefail
 
@@ -19,6 +21,10 @@ MACHINE_DIR=${XDG_CONFIG_HOME:-$HOME/.config}/dockyard
 MACHINE_FILE=${DOCKYARD_MACHINE_FILE:-$MACHINE_DIR/machine.env}
 DOCKERD_LOG=/var/log/dockyard-dockerd.log
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+REGISTRY_ADDR=${DOCKYARD_REGISTRY_ADDR:-127.0.0.1:5000}
+REGISTRY_DIR=${DOCKYARD_REGISTRY_DIR:-/var/lib/dockyard-registry}
+REGISTRY_CONFIG=/etc/dockyard/registry.yml
+REGISTRY_LOG=/var/log/dockyard-registry.log
 
 say() { printf 'provision: %s\n' "$*"; }
 die() { printf 'provision: error: %s\n' "$*" >&2; exit 1; }
@@ -161,7 +167,115 @@ PY
   say "uv: built $STANDIN_UV"
 fi
 
-# 5. Machine file -----------------------------------------------------------------------------------
+# 5. Registry ---------------------------------------------------------------------------------------
+# A registry of the machine's own, so pushes, pulls and cache exports go through a real registry API,
+# and a second engine (a fresh CI runner's stand-in) pulls the base-image stand-ins like any image.
+# Docker allows plain HTTP to 127.0.0.0/8 registries without any daemon setting.
+registry_probe() {  # prints: registry (a Distribution API answers), auth (it wants credentials), other, none
+  python3 - "$1" <<'PY'
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(f"http://{sys.argv[1]}/v2/", timeout=5) as answer:
+        status, headers = answer.status, answer.headers
+except urllib.error.HTTPError as exc:
+    status, headers = exc.code, exc.headers
+except OSError:
+    print("none")
+    sys.exit()
+api = (headers.get("Docker-Distribution-Api-Version") or "").startswith("registry/2")
+print("registry" if api and status == 200 else "auth" if api and status == 401 else "other")
+PY
+}
+registry_digest() {  # NAME TAG: the manifest digest the registry serves for it, or nothing
+  python3 - "$REGISTRY_ADDR" "$1" "$2" <<'PY'
+import sys, urllib.request
+addr, name, tag = sys.argv[1:]
+accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+request = urllib.request.Request(
+    f"http://{addr}/v2/{name}/manifests/{tag}", method="HEAD", headers={"Accept": accept}
+)
+try:
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        print(answer.headers.get("Docker-Content-Digest") or "")
+except OSError:
+    pass
+PY
+}
+publish() {  # LOCAL-IMAGE: push it as $REGISTRY_ADDR/LOCAL-IMAGE (the local name stays); skip when there
+  local src=$1 dst=$REGISTRY_ADDR/$1 served
+  served=$(registry_digest "${src%:*}" "${src##*:}")
+  if [ -n "$served" ] && docker image inspect --format '{{join .RepoDigests "\n"}}' "$dst" 2>/dev/null \
+      | grep -qxF "$REGISTRY_ADDR/${src%:*}@$served" \
+      && [ "$(docker image inspect --format '{{.Id}}' "$src")" = "$(docker image inspect --format '{{.Id}}' "$dst")" ]; then
+    say "registry: $dst already published ($served)"
+    return
+  fi
+  docker tag "$src" "$dst"
+  docker push "$dst" >>"$REGISTRY_LOG" 2>&1 || die "pushing $dst failed; see $REGISTRY_LOG"
+  say "registry: published $dst ($(registry_digest "${src%:*}" "${src##*:}"))"
+}
+
+registry=""
+if [ "$REGISTRY_ADDR" = off ]; then
+  say "registry: DOCKYARD_REGISTRY_ADDR=off, skipped"
+else
+  case $(registry_probe "$REGISTRY_ADDR") in
+    registry) say "registry: answers at $REGISTRY_ADDR, nothing to start" ;;
+    auth) say "registry: answers at $REGISTRY_ADDR and asks for credentials (docker login $REGISTRY_ADDR)" ;;
+    other) die "something other than a registry answers at $REGISTRY_ADDR: set DOCKYARD_REGISTRY_ADDR=HOST:PORT" ;;
+    none)
+      if ! command -v docker-registry >/dev/null; then
+        say "registry: installing docker-registry (CNCF Distribution)"
+        # Debian's package starts its own service (every interface, htpasswd auth) where an init system
+        # runs; dockyard runs an instance of its own instead, so the package must not start one.
+        policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+          printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+          policy=/usr/sbin/policy-rc.d
+        fi
+        ( apt_install docker-registry ) || { [ -z "$policy" ] || rm -f "$policy"; exit 1; }
+        [ -z "$policy" ] || rm -f "$policy"
+      fi
+      mkdir -p "$REGISTRY_DIR" "$(dirname "$REGISTRY_CONFIG")"
+      cat >"$REGISTRY_CONFIG.tmp" <<YAML
+# dockyard's local registry: written by dockyard's provisioning, rewritten on each start.
+version: 0.1
+log:
+  level: info
+  fields:
+    service: dockyard-registry
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+  headers:
+    X-Content-Type-Options: [nosniff]
+YAML
+      mv "$REGISTRY_CONFIG.tmp" "$REGISTRY_CONFIG"
+      say "registry: starting docker-registry on $REGISTRY_ADDR (storage $REGISTRY_DIR, log $REGISTRY_LOG)"
+      nohup docker-registry serve "$REGISTRY_CONFIG" >>"$REGISTRY_LOG" 2>&1 </dev/null &
+      for _ in $(seq 1 30); do [ "$(registry_probe "$REGISTRY_ADDR")" = registry ] && break; sleep 1; done
+      [ "$(registry_probe "$REGISTRY_ADDR")" = registry ] \
+        || die "docker-registry did not answer at $REGISTRY_ADDR within 30 s; see $REGISTRY_LOG"
+      say "registry: answers at $REGISTRY_ADDR"
+      ;;
+  esac
+  registry=$REGISTRY_ADDR
+  # The stand-ins under their registry names too (the local names stay): any engine here pulls them.
+  if [ "$python_image" = "$STANDIN_PYTHON" ]; then
+    publish "$STANDIN_PYTHON"
+    python_image=$REGISTRY_ADDR/$STANDIN_PYTHON
+  fi
+  if [ "$uv_image" = "$STANDIN_UV" ]; then
+    publish "$STANDIN_UV"
+    uv_image=$REGISTRY_ADDR/$STANDIN_UV
+  fi
+fi
+
+# 6. Machine file -----------------------------------------------------------------------------------
 mkdir -p "$(dirname "$MACHINE_FILE")"
 {
   echo "# Written by dockyard's scripts/provision-engine; read by dockyard below the real environment."
@@ -169,6 +283,7 @@ mkdir -p "$(dirname "$MACHINE_FILE")"
   [ "$python_image" != "$PYTHON_IMAGE" ] && echo "DOCKYARD_BUILD_ARG_PYTHON_IMAGE=$python_image"
   [ "$uv_image" != "$UV_IMAGE" ] && echo "DOCKYARD_BUILD_ARG_UV_IMAGE=$uv_image"
   [ -f "$CA_BUNDLE" ] && echo "DOCKYARD_CA_BUNDLE=$CA_BUNDLE"
+  [ -n "$registry" ] && echo "DOCKYARD_REGISTRY=$registry"
   true
 } >"$MACHINE_FILE.tmp"
 mv "$MACHINE_FILE.tmp" "$MACHINE_FILE"
