@@ -1,41 +1,36 @@
 # dockyard's production image: the `dockyard` CLI on a slim Python, running as a non-root user.
 # Build it with `invoke build`. It needs only the engine's built-in BuildKit (Engine 20.10+) or buildx:
-# no `# syntax=` line, no heredocs, no variables inside --mount.
+# no `# syntax=` line, no heredocs, no variables inside --mount, no COPY --link.
 #
-# Layers of the final image, bottom to top: the base image, the user, the dependencies (keyed only on
-# uv.lock and pyproject.toml), then a small layer holding just the project's own files. A source-only
-# change rebuilds and ships only that last layer.
+# Layers of the final image, bottom to top: the base image, the user, the locked dependencies (keyed
+# only on uv.lock and pyproject.toml), then a small layer holding just the project's own package. A
+# source-only change rebuilds and ships only that last layer.
+#
+# Everything is installed in the final stage, so an inline cache (`--cache-from` an image pushed with
+# `--cache-to`) carries the dependency layer to a fresh machine and its install does not run again. uv,
+# the lock files, the wheel and the CA bundle are mounted for the steps that use them, never copied:
+# they are not in the image. The mounts sit under a tmpfs on /tmp, so their mount points leave nothing
+# in a layer either.
 
 ARG PYTHON_IMAGE=python:3.13-slim
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
 
 FROM ${UV_IMAGE} AS uv
 
-# --- dependencies: the locked runtime set, without the project --------------------------------------
-FROM ${PYTHON_IMAGE} AS deps
-COPY --from=uv /uv /usr/local/bin/uv
-ENV UV_COMPILE_BYTECODE=1 \
-    UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/app/.venv
+# --- the project, as a wheel (this stage never ships) -------------------------------------------------
+FROM ${PYTHON_IMAGE} AS project
 WORKDIR /src
-COPY pyproject.toml uv.lock ./
-# An optional CA bundle (for a TLS-intercepting proxy) arrives as the BuildKit secret `ca_bundle`:
-# mounted for this step only, never written to a layer, ENV or label.
-RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=secret,id=ca_bundle \
-    if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
-    uv sync --locked --no-dev --no-install-project --no-editable
-
-# --- the project: built from source and staged under /staging, to be laid over the venv --------------
-FROM deps AS project
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY src ./src
-RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=secret,id=ca_bundle \
-    if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
-    uv pip install --python /app/.venv/bin/python --prefix /staging --no-deps --compile-bytecode . \
-    && rm -f /staging/.lock
+# An optional CA bundle (for a TLS-intercepting proxy) arrives as the BuildKit secret `ca_bundle`, in
+# the steps that may download only: never written to a layer, ENV or label.
+RUN --mount=type=tmpfs,target=/tmp \
+    --mount=from=uv,source=/uv,target=/tmp/bin/uv \
+    --mount=type=cache,target=/tmp/uv-cache \
+    --mount=type=secret,id=ca_bundle,target=/tmp/ca_bundle \
+    if [ -s /tmp/ca_bundle ]; then export SSL_CERT_FILE=/tmp/ca_bundle; fi; \
+    UV_CACHE_DIR=/tmp/uv-cache UV_PYTHON_DOWNLOADS=never \
+    /tmp/bin/uv build --wheel --out-dir /wheel
 
 # --- runtime ----------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -46,8 +41,24 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
-COPY --from=deps /app/.venv /app/.venv
-COPY --from=project /staging/ /app/.venv/
+# The locked runtime dependencies, without the project: keyed on pyproject.toml and uv.lock only.
+RUN --mount=type=tmpfs,target=/tmp \
+    --mount=from=uv,source=/uv,target=/tmp/bin/uv \
+    --mount=type=bind,source=pyproject.toml,target=/tmp/project/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/tmp/project/uv.lock \
+    --mount=type=cache,target=/tmp/uv-cache \
+    --mount=type=secret,id=ca_bundle,target=/tmp/ca_bundle \
+    if [ -s /tmp/ca_bundle ]; then export SSL_CERT_FILE=/tmp/ca_bundle; fi; \
+    cd /tmp/project \
+    && UV_CACHE_DIR=/tmp/uv-cache UV_PROJECT_ENVIRONMENT=/app/.venv UV_PYTHON_DOWNLOADS=never \
+       /tmp/bin/uv sync --locked --no-dev --no-install-project --no-editable --compile-bytecode \
+       --link-mode=copy
+# The project's own package, from the wheel: a small layer of its own.
+RUN --mount=type=tmpfs,target=/tmp \
+    --mount=from=uv,source=/uv,target=/tmp/bin/uv \
+    --mount=from=project,source=/wheel,target=/tmp/wheel \
+    /tmp/bin/uv pip install --python /app/.venv/bin/python --no-deps --no-cache --offline \
+       --compile-bytecode --link-mode=copy /tmp/wheel/*.whl
 USER 10001:10001
 ENTRYPOINT ["dockyard"]
 CMD ["--help"]
