@@ -16,9 +16,10 @@ from rich.table import Table
 
 from dockyard import config, engine, git
 from dockyard.build import buildkit as builds
+from dockyard.build import push as pushes
 from dockyard.build import stack as stacks
 from dockyard.build.buildkit import BuildResult
-from dockyard.errors import BuildFailed, ChecksFailed, DockyardError
+from dockyard.errors import BuildFailed, ChecksFailed, DockyardError, UsageError
 from dockyard.project import lock
 from dockyard.results import Report
 from dockyard.sizes import history as size_history
@@ -86,6 +87,8 @@ def _build(
     if request.secrets:
         secrets = ", ".join(f"{k} ({v})" for k, v in request.secrets.items())
         console.print(f"  secrets: {secrets}", markup=False)
+    for note in builds.cache_plan(docker.cli, request).notes:
+        console.print(f"  {note}", markup=False)
 
     def echo(line: str) -> None:
         if not options.quiet:
@@ -101,8 +104,61 @@ def _print_summary(result: BuildResult, console: Console) -> None:
     table.add_row("size", humanize.naturalsize(result.size))
     table.add_row("steps", f"{len(result.steps)} ({result.cached_steps} from cache)")
     table.add_row("time", f"{result.seconds:.1f}s")
+    for pinned in result.cache_pushed:
+        table.add_row("cache", f"inline cache pushed: {pinned}")
     console.print("[bold green]built[/]")
     console.print(table)
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    image: str | None = None  # None: the project's latest build, under its own tags
+    to: Sequence[str] = ()  # push under these references instead
+    json_path: Path | None = None
+    markdown_path: Path | None = None
+
+
+def push(settings: config.Settings, options: PushOptions, console: Console) -> list[pushes.PushResult]:
+    """Push the project's latest build (or `options.image`); report what moved and the digest to deploy."""
+    for path in (options.json_path, options.markdown_path):
+        if path is not None:
+            _check_writable(path)
+    docker = engine.connect(settings.docker)
+    image_id, targets = pushes.plan(docker, settings, options.image, options.to)
+    console.print(
+        f"[bold]dockyard push[/] {image_id.removeprefix('sha256:')[:12]} as "
+        f"{escape(', '.join(str(target) for target in targets))}"
+    )
+    results = pushes.push_image(docker, image_id, targets)
+    for result in results:
+        try:
+            pushes.record(settings, docker, result)
+        except DockyardError as exc:  # a good push must not fail on its size history
+            console.print(f"[yellow]size history not updated:[/] {escape(exc.message)}")
+    pushes.render(results, console)
+    for path, text in ((options.json_path, pushes.to_json), (options.markdown_path, pushes.to_markdown)):
+        if path is not None:
+            _write_atomic(path, text(results))
+            console.print(f"wrote {escape(str(path))}")
+    return results
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path()
+    if path.is_dir() or (parent.exists() and not os.access(parent, os.W_OK)):
+        raise UsageError(f"cannot write {path}: name a file in a writable directory")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        Path(scratch).replace(path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -74,6 +75,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+def _add_push(commands: Any) -> None:
+    push = commands.add_parser("push", help="push the latest build to its registry; report bytes and digest")
+    push.add_argument("image", nargs="?", help="local image to push (default: the project's latest build)")
+    push.add_argument("--to", action="append", default=[], metavar="REF", help="push under this name instead")
+    push.add_argument("--json", type=Path, metavar="PATH")
+    push.add_argument("--markdown", type=Path, metavar="PATH")
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="dockyard", description="The container image lifecycle for uv services.")
     top.add_argument("--version", action="version", version=f"dockyard {__version__}")
@@ -88,8 +97,17 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--platform")
     build.add_argument("--quiet", action="store_true", help="no live build progress")
     build.add_argument("--builder", help="buildx builder (e.g. a remote BuildKit)")
-    build.add_argument("--cache-from", action="append", default=[], metavar="REF", help="buildx cache source")
-    build.add_argument("--cache-to", action="append", default=[], metavar="REF", help="buildx cache export")
+    build.add_argument(
+        "--cache-from", action="append", default=[], metavar="REF", help="import a registry cache (REF)"
+    )
+    build.add_argument(
+        "--cache-to",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="export a registry cache to REF (buildx: mode=max; built-in BuildKit: inline, pushed)",
+    )
+    _add_push(commands)
 
     verify = commands.add_parser("verify", help="run the image checklist (builds first unless --image)")
     verify.add_argument("image", nargs="?", help="image to verify (default: build the project's first)")
@@ -168,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cache_to=args.cache_to,
             )
             actions.build_image(settings, options, console)
+        elif args.command == "push":
+            pushing = actions.PushOptions(args.image, args.to, args.json, args.markdown)
+            actions.push(settings, pushing, console)
         elif args.command == "verify":
             if args.image and args.image_option and args.image != args.image_option:
                 raise UsageError(f"two images given ({args.image}, {args.image_option}): verify one")

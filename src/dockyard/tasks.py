@@ -58,8 +58,8 @@ def _settings(c: Context) -> config.Settings:
     iterable=["tag", "build_arg", "cache_from", "cache_to"],
     help={
         "builder": "buildx builder (e.g. a remote BuildKit)",
-        "cache-from": "buildx cache source (repeatable)",
-        "cache-to": "buildx cache export (repeatable)",
+        "cache-from": "import a registry cache REF (repeatable)",
+        "cache-to": "export a registry cache to REF (buildx: mode=max; built-in BuildKit: inline, pushed)",
         "tag": "tag to apply instead of <image>:<version> and <image>:<sha> (repeatable)",
         "build-arg": "KEY=VALUE build arg (repeatable), over [tool.dockyard] build-args",
         "no-cache": "build without BuildKit's cache",
@@ -95,6 +95,33 @@ def build(
         cache_to=cache_to or [],
     )
     actions.build_image(_settings(c), options, make_console())
+
+
+@task(
+    iterable=["to"],
+    help={
+        "image": "local image to push (default: the project's latest build, under its tags)",
+        "to": "push under this reference instead (repeatable), e.g. 127.0.0.1:5000/team/app:1.0",
+        "json": "write the push report as JSON to this path",
+        "markdown": "write it as Markdown to this path",
+    },
+)
+@_door
+def push(
+    c: Context,
+    image: str | None = None,
+    to: list[str] | None = None,
+    json: str | None = None,
+    markdown: str | None = None,
+) -> None:
+    """Push the project's latest build to its registry: bytes moved per layer, the digest to deploy."""
+    options = actions.PushOptions(
+        image=image,
+        to=to or [],
+        json_path=Path(json) if json else None,
+        markdown_path=Path(markdown) if markdown else None,
+    )
+    actions.push(_settings(c), options, make_console())
 
 
 @task(
@@ -245,7 +272,7 @@ def lock(c: Context, check: bool = False) -> None:
     actions.update_lock(_settings(c), check=_option(c, "check", check), console=make_console())
 
 
-ns = Collection(build, lock, verify, size_report, compose_build, verify_compose)
+ns = Collection(build, push, lock, verify, size_report, compose_build, verify_compose)
 ns.configure(
     {"dockyard": {"project": None, "no_cache": False, "quiet": False, "check": False, "deep": False}}
 )

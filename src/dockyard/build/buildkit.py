@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockyard import git, process
+from dockyard import git, process, registry
+from dockyard.build import push
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, BuildkitPath, Cli, Engine
 from dockyard.errors import BuildFailed, UsageError
@@ -84,6 +85,7 @@ class BuildResult:
     steps: tuple[Step, ...]
     output: str
     layers: tuple[tuple[str, int], ...] = ()  # (diff_id, size) of the image's layers, oldest first
+    cache_pushed: tuple[str, ...] = ()  # built-in BuildKit's cache-to: the digest-pinned refs pushed
 
     @property
     def cached_steps(self) -> int:
@@ -178,22 +180,92 @@ def request_for(
     )
 
 
+@dataclass(frozen=True)
+class CachePlan:
+    """How `cache-from`/`cache-to` are carried out on a build path.
+
+    buildx: registry caches (`type=registry,ref=REF,mode=max`: every stage's layers, in a cache
+    manifest of their own at REF). The built-in BuildKit: `cache-to REF` is an inline cache (the final
+    stage's layers, marked in the image's own config) in an image tagged REF and pushed there after
+    the build; `cache-from REF` imports such an image. A plain REF means the registry cache on both.
+    """
+
+    args: tuple[str, ...] = ()  # build argv additions
+    tags: tuple[str, ...] = ()  # extra tags: the inline cache's images
+    push: tuple[str, ...] = ()  # refs to push after the build (built-in BuildKit's cache-to)
+    notes: tuple[str, ...] = ()  # what was inferred, for the build's header
+
+
+def _cache_spec(text: str) -> dict[str, str]:
+    """`type=registry,ref=X,mode=max` as a dict; a plain reference X is `type=registry,ref=X`."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if parts and all("=" in part for part in parts):
+        spec = dict(part.split("=", 1) for part in parts)
+        spec.setdefault("type", "registry" if "ref" in spec else "")
+        return spec
+    return {"type": "registry", "ref": text.strip()}
+
+
+def cache_plan(cli: Cli, request: BuildRequest) -> CachePlan:
+    """The cache options of `request` for `cli`'s build path (pure; UsageError for what it cannot do)."""
+    args: list[str] = []
+    if cli.buildkit is BuildkitPath.BUILDX:
+        for text in request.cache_from:
+            spec = _cache_spec(text)
+            args += ["--cache-from", ",".join(f"{k}={v}" for k, v in spec.items())]
+        for text in request.cache_to:
+            spec = _cache_spec(text)
+            if spec["type"] == "registry":
+                spec.setdefault("mode", "max")
+            args += ["--cache-to", ",".join(f"{k}={v}" for k, v in spec.items())]
+        return CachePlan(args=tuple(args))
+    tags: list[str] = []
+    notes: list[str] = []
+    for text in request.cache_from:
+        spec = _cache_spec(text)
+        if spec["type"] != "registry" or not spec.get("ref"):
+            raise UsageError(
+                f"cache-from {text!r}: the built-in BuildKit imports only an image's inline cache "
+                "(cache-from REF); other cache types need docker buildx"
+            )
+        args += ["--cache-from", str(registry.parse_reference(spec["ref"]))]
+    for text in request.cache_to:
+        spec = _cache_spec(text)
+        if spec["type"] not in ("registry", "inline") or (spec["type"] == "registry" and not spec.get("ref")):
+            raise UsageError(
+                f"cache-to {text!r}: the built-in BuildKit exports only an inline cache (cache-to REF, "
+                "pushed with the image to REF); other cache types need docker buildx"
+            )
+        if spec.get("mode") == "max":
+            notes.append("built-in BuildKit: the inline cache holds the final stage only (mode=min)")
+        if ref := spec.get("ref"):
+            registry.pushable(ref, what="cache-to")
+            tags.append(ref)
+    if request.cache_to:
+        args += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+    if tags:
+        notes.append(f"cache-to: an inline cache in the image, pushed to {', '.join(tags)} after the build")
+    extra = tuple(tag for tag in dict.fromkeys(tags) if tag not in request.tags)
+    return CachePlan(args=tuple(args), tags=extra, push=tuple(dict.fromkeys(tags)), notes=tuple(notes))
+
+
 def build_argv(cli: Cli, request: BuildRequest, iidfile: Path) -> tuple[list[str], dict[str, str]]:
     """The argv and extra environment that build `request` with `cli`'s BuildKit path."""
     if cli.buildkit is None:
         raise UsageError(f"{cli.describe()} cannot build with BuildKit: install the buildx plugin")
     buildx = cli.buildkit is BuildkitPath.BUILDX
-    if not buildx and (request.builder or request.cache_to):
+    if not buildx and request.builder:
         raise UsageError(
-            "`builder` and `cache-to` need docker buildx, which this machine lacks: "
-            "install the buildx plugin or drop those settings"
+            "`builder` needs docker buildx, which this machine lacks: "
+            "install the buildx plugin or drop the setting"
         )
+    cache = cache_plan(cli, request)
     argv = [cli.path, "buildx", "build", "--load"] if buildx else [cli.path, "build"]
     env = {} if buildx else {"DOCKER_BUILDKIT": "1"}
     if buildx and request.builder:
         argv += ["--builder", request.builder]
     argv += ["--progress=plain", "--file", str(request.dockerfile), "--iidfile", str(iidfile)]
-    for tag in request.tags:
+    for tag in (*request.tags, *cache.tags):
         argv += ["--tag", tag]
     for key, value in sorted(request.build_args.items()):
         argv += ["--build-arg", f"{key}={value}"]
@@ -207,10 +279,7 @@ def build_argv(cli: Cli, request: BuildRequest, iidfile: Path) -> tuple[list[str
         argv += ["--platform", request.platform]
     if request.no_cache:
         argv.append("--no-cache")
-    for ref in request.cache_from:
-        argv += ["--cache-from", ref]
-    for ref in request.cache_to:
-        argv += ["--cache-to", ref]
+    argv += cache.args
     argv.append(str(request.context))
     return argv, env
 
@@ -283,9 +352,13 @@ def build(
             )  # fmt: skip
         image_id = iidfile.read_text().strip()
     info = images.inspect_image(engine, image_id)
+    pushed: tuple[str, ...] = ()
+    if refs := cache_plan(engine.cli, request).push:
+        pushed = tuple(result.pinned for result in push.push_refs(engine, refs))
     return BuildResult(
         image_id=image_id,
         tags=request.tags,
+        cache_pushed=pushed,
         seconds=seconds,
         size=info.size,
         steps=parse_steps(done.stdout),

@@ -63,6 +63,7 @@ class ImageInfo:
     diff_ids: tuple[str, ...]
     history: tuple[HistoryEntry, ...]  # oldest first
     created: str
+    repo_digests: tuple[str, ...] = ()  # `name@sha256:...` of the manifests it was pushed or pulled as
 
     @classmethod
     def from_inspect(
@@ -98,6 +99,7 @@ class ImageInfo:
                 for h in reversed(history)
             ),
             created=str(attrs.get("Created", "")),
+            repo_digests=tuple(attrs.get("RepoDigests") or ()),
         )
 
     def layers(self, base_diff_ids: Sequence[str] = ()) -> list[Layer]:

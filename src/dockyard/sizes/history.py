@@ -33,6 +33,7 @@ class LayerRecord:
     size: int
     instruction: str
     in_base: bool
+    compressed: int | None = None  # bytes in the registry (a pushed image's entry only)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class BuildRecord:
     recorded: str  # UTC, ISO 8601
     total: int
     layers: tuple[LayerRecord, ...]
+    digest: str | None = None  # a push's entry: the manifest digest in the registry
+    moved: int | None = None  # a push's entry: bytes the push uploaded
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BuildRecord:
@@ -53,6 +56,8 @@ class BuildRecord:
             recorded=str(data["recorded"]),
             total=int(data["total"]),
             layers=tuple(LayerRecord(**layer) for layer in data["layers"]),
+            digest=str(data["digest"]) if data.get("digest") else None,
+            moved=int(data["moved"]) if data.get("moved") is not None else None,
         )
 
 

@@ -20,6 +20,7 @@ from dockyard.image.metadata import (
     ImageInfo,
     Layer,
 )
+from dockyard.registry import Manifest
 from dockyard.sizes.history import BuildRecord, LayerRecord
 
 NOISE_FLOOR = 100_000  # bytes: less growth than this is a few files, never flagged
@@ -44,6 +45,7 @@ class LayerRow:
     in_base: bool
     delta: LayerDelta | None = None  # None: no previous build to compare with
     wasted: int | None = None  # deep: bytes this layer added that later layers made unreachable
+    compressed: int | None = None  # in a registry: the layer's compressed blob, what a pull moves
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class SizeReport:
     distribution_count: int = 0  # in the active environment, all of them
     environments: tuple[str, ...] = ()  # the active site directories they were read from
     waste: Waste | None = None
+    pushed_as: str | None = None  # in a registry: the digest-pinned reference its manifest was read from
+    compressed_total: int | None = None  # in a registry: layers + config + manifest, what a pull moves
     flags: tuple[str, ...] = ()  # what makes the report fail, one line each
     notes: tuple[str, ...] = ()  # what the report could not do, one line each
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds: metadata, distributions...
@@ -295,14 +299,23 @@ def compose_report(
     previous: BuildRecord | None = None,
     probe: Mapping[str, Any] | None = None,
     scan: export.ExportScan | None = None,
+    manifest: Manifest | None = None,
+    pushed_as: str | None = None,
     notes: Sequence[str] = (),
     timings: Mapping[str, float] | None = None,
 ) -> SizeReport:
-    """The report from what was gathered: metadata, base, previous build, probe answer, export scan."""
+    """The report from what was gathered: metadata, base, previous build, probe answer, export scan,
+    and the image's manifest in a registry (for the compressed sizes)."""
     base = base or Base(None)
     layers = info.layers(base.diff_ids)
     total = info.size
     all_notes = list(notes)
+    compressed: dict[int, int] = {}
+    if manifest is not None and len(manifest.layers) == len(layers):
+        compressed = {layer.index: blob.size for layer, blob in zip(layers, manifest.layers, strict=True)}
+    elif manifest is not None:
+        all_notes.append(f"the manifest of {pushed_as} lists another number of layers: no compressed sizes")
+        manifest = None
     if base.note:
         all_notes.append(base.note)
     if any(layer.created_by == "?" for layer in layers):
@@ -338,6 +351,7 @@ def compose_report(
             in_base=layer.in_base,
             delta=deltas.get(layer.index),
             wasted=waste.by_layer.get(layer.index, 0) if waste else None,
+            compressed=compressed.get(layer.index),
         )
         for layer in layers
     )
@@ -356,6 +370,10 @@ def compose_report(
         distribution_count=count,
         environments=environments,
         waste=waste,
+        pushed_as=pushed_as if manifest is not None else None,
+        compressed_total=(
+            manifest.compressed_size + manifest.config.size + manifest.size if manifest is not None else None
+        ),
         flags=tuple(flags),
         notes=tuple(all_notes),
         timings=dict(timings or {}),

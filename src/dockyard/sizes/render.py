@@ -54,6 +54,13 @@ def _budget_line(report: SizeReport) -> str:
     )
 
 
+def _registry_line(report: SizeReport) -> str | None:
+    if report.compressed_total is None:
+        return None
+    where = report.pushed_as
+    return f"compressed {_size(report.compressed_total)} in {where}: what a pull onto an empty engine moves"
+
+
 def _delta_line(report: SizeReport) -> str:
     delta = report.delta
     if delta is None:
@@ -75,6 +82,8 @@ def render(report: SizeReport, console: Console, *, top: int = 10, history: Path
     console.print(_layer_table(report, console.width))
     style = "red" if report.over_budget else "green"
     console.print(f"[{style}]{escape(_budget_line(report))}[/]")
+    if registry_line := _registry_line(report):
+        console.print(escape(registry_line))
     where = f" in {history}" if report.delta is None and history is not None else ""
     console.print(escape(_delta_line(report) + where))
     for gone in report.delta.gone if report.delta else ():
@@ -96,26 +105,23 @@ def render(report: SizeReport, console: Console, *, top: int = 10, history: Path
 
 
 def _layer_table(report: SizeReport, width: int) -> Table:
-    columns = ["size", "share"]
+    pulled = report.compressed_total is not None
+    columns = ["size", "compressed", "share"] if pulled else ["size", "share"]
     columns += ["vs previous"] if report.delta is not None else []
     columns += ["wasted"] if report.waste is not None else []
     groups: list[list[list[Text]]] = []
     for title, rows in _groups(report):
         subtotal = sum(row.size for row in rows)
-        heading = [
-            Text(""),
-            Text(title, "bold"),
-            Text(_size(subtotal), "bold"),
-            Text(_share(subtotal, report)),
-        ]
-        group = [heading + [Text("")] * (len(columns) - 2)]
+        heading = [Text(""), Text(title, "bold"), Text(_size(subtotal), "bold")]
+        if pulled:
+            heading.append(Text(_size(sum(row.compressed or 0 for row in rows)), "bold"))
+        heading.append(Text(_share(subtotal, report)))
+        group = [heading + [Text("")] * (len(columns) + 2 - len(heading))]
         for row in rows:
-            cells = [
-                Text(str(row.index)),
-                Text(row.instruction),
-                Text(_size(row.size)),
-                Text(f"{row.share:.1%}"),
-            ]
+            cells = [Text(str(row.index)), Text(row.instruction), Text(_size(row.size))]
+            if pulled:
+                cells.append(Text(_size(row.compressed) if row.compressed is not None else "?"))
+            cells.append(Text(f"{row.share:.1%}"))
             if report.delta is not None:
                 flagged = row.delta is not None and row.delta.flagged
                 cells.append(Text(_change(row.delta), "bold red" if flagged else ""))
@@ -211,20 +217,23 @@ def to_markdown(report: SizeReport, *, top: int = 10) -> str:
         f"## {'✅' if report.ok else '❌'} size-report {_md(report.ref)}",
         "",
         f"{_md(_budget_line(report))}  ",
+        *([f"{_md(line)}  "] if (line := _registry_line(report)) else []),
         _md(_delta_line(report)),
         "",
     ]
-    header = ["#", "Layer", "Size", "Share"]
+    pulled = report.compressed_total is not None
+    header = ["#", "Layer", "Size", "Compressed", "Share"] if pulled else ["#", "Layer", "Size", "Share"]
     header += ["vs previous"] if report.delta is not None else []
     header += ["Wasted"] if report.waste is not None else []
     out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for title, rows in _groups(report):
         subtotal = sum(row.size for row in rows)
-        blanks = [""] * (len(header) - 4)
-        out.append("| " + " | ".join(["", f"**{_md(title)}**", f"**{_size(subtotal)}**",
-                                      _share(subtotal, report), *blanks]) + " |")  # fmt: skip
+        squeezed = [f"**{_size(sum(row.compressed or 0 for row in rows))}**"] if pulled else []
+        lead = ["", f"**{_md(title)}**", f"**{_size(subtotal)}**", *squeezed, _share(subtotal, report)]
+        out.append("| " + " | ".join([*lead, *[""] * (len(header) - len(lead))]) + " |")
         for row in rows:
-            cells = [str(row.index), _md(row.instruction), _size(row.size), f"{row.share:.1%}"]
+            packed = [_size(row.compressed) if row.compressed is not None else "?"] if pulled else []
+            cells = [str(row.index), _md(row.instruction), _size(row.size), *packed, f"{row.share:.1%}"]
             if report.delta is not None:
                 change = _change(row.delta)
                 cells.append(f"**{_md(change)}** ⚠️" if row.delta and row.delta.flagged else _md(change))

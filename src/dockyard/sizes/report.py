@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
+from dockyard import registry
 from dockyard.config import Settings
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError
@@ -103,11 +104,13 @@ def size_report(
     name = subject_name(ref, info)
     stop = threading.Event()
     timings: dict[str, float] = {}
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dockyard-size") as pool:
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="dockyard-size") as pool:
         probing_: Future[tuple[dict[str, Any] | None, str | None, float]] | None = None
         if distributions and settings.size.top > 0:
             probing_ = pool.submit(_probe, engine, info.id)
         exporting = pool.submit(_timed, lambda: scan_export(engine, info.id, stop=stop)) if deep else None
+        # In a registry (pushed or pulled, or named so): its manifest says what a pull moves per layer.
+        in_registry = pool.submit(registry.find_pushed, info.id, ref, info.repo_digests)
         try:
             found_base = find_base(engine, settings, info, name, base)
             previous = previous_build(history, name, info.id)
@@ -118,6 +121,7 @@ def size_report(
             scan = None
             if exporting is not None:
                 scan, timings["deep"] = exporting.result()
+            manifest, pushed_as, registry_note = in_registry.result()
         except BaseException:
             stop.set()
             raise
@@ -131,7 +135,9 @@ def size_report(
         previous=previous,
         probe=answer,
         scan=scan,
-        notes=[note] if note else [],
+        manifest=manifest,
+        pushed_as=pushed_as,
+        notes=[n for n in (note, registry_note) if n],
         timings={**timings, "total": time.perf_counter() - started},
     )
     if record and not any(e.image_id == info.id for e in history.get(name, [])):
