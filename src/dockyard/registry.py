@@ -94,15 +94,16 @@ def parse_reference(ref: str) -> Reference:
     return Reference(host, repository, tag, digest or None)
 
 
-def pushable(ref: str, *, what: str = "image") -> Reference:
-    """The reference, when it names the registry to push to; else a UsageError saying how to name it."""
+def pushable(ref: str, *, what: str = "image", fix: str = "") -> Reference:
+    """The reference, when it names the registry to push to; else a UsageError saying how to name it
+    (`fix` says where to change the name)."""
     parsed = parse_reference(ref)
     if parsed.host is None:
+        app = parsed.repository.rsplit("/", 1)[-1]
+        team = parsed.repository if "/" in parsed.repository else f"team/{parsed.repository}"
         raise UsageError(
             f"{what} {ref!r} names no registry, so it cannot be pushed: name it HOST[:PORT]/TEAM/APP "
-            f"(e.g. 127.0.0.1:5000/team/{parsed.repository.rsplit('/', 1)[-1]}, or docker.io/"
-            f"{parsed.repository if '/' in parsed.repository else 'team/' + parsed.repository}) "
-            "in [tool.dockyard] image or DOCKYARD_IMAGE, or push with --to REF"
+            f"(e.g. 127.0.0.1:5000/team/{app}, or docker.io/{team}){fix}"
         )
     return parsed
 

@@ -18,6 +18,7 @@ from dockyard.errors import DockyardError, ImageNotFound, UsageError
 from dockyard.image import export as imagefs
 from dockyard.image import metadata as images
 from dockyard.image.metadata import Base, ImageInfo
+from dockyard.registry import Descriptor, Manifest
 from dockyard.sizes import history as size_history
 from dockyard.sizes import model as size_model
 from dockyard.sizes import render as size_render
@@ -452,3 +453,40 @@ def test_write_outputs_writes_each_requested_file(tmp_path: Path) -> None:
     written = size_render.write_outputs(made, json_path=tmp_path / "a" / "r.json", markdown_path=None)
     assert written == [tmp_path / "a" / "r.json"]
     assert json.loads(written[0].read_text())["ok"] is False
+
+
+# --- compressed sizes, for an image in a registry ----------------------------------------------------
+
+
+def _manifest(layers: int) -> Manifest:
+    blobs = tuple(Descriptor("gzip", f"sha256:{i:064x}", 1_000 * (i + 1)) for i in range(layers))
+    return Manifest("sha256:" + "9" * 64, "manifest", 1_400, Descriptor("config", INFO.id, 5_000), blobs)
+
+
+def test_an_image_in_a_registry_shows_what_a_pull_moves_per_layer() -> None:
+    pinned = "127.0.0.1:5000/team/dockyard@sha256:" + "9" * 64
+    made = report(manifest=_manifest(len(LAYERS)), pushed_as=pinned)
+    assert [row.compressed for row in made.layers] == [1_000, 2_000, 3_000, 4_000, 5_000]
+    assert made.compressed_total == 15_000 + 5_000 + 1_400
+    assert made.pushed_as == pinned
+    out = io.StringIO()
+    size_render.render(made, Console(file=out, width=160, color_system=None))
+    lines = [line.strip() for line in out.getvalue().splitlines()]
+    assert any(line.startswith("#") and "size   compressed   share" in line for line in lines)
+    assert any(
+        line.startswith("4 ") and line.split()[-5:] == ["202.5", "kB", "5.0", "kB", "0.1%"] for line in lines
+    )
+    assert f"compressed 21.4 kB in {pinned}: what a pull onto an empty engine moves" in lines
+    markdown = size_render.to_markdown(made).splitlines()
+    assert "| # | Layer | Size | Compressed | Share |" in markdown
+    assert json.loads(size_render.to_json(made))["layers"][4]["compressed"] == 5_000
+
+
+def test_no_registry_no_compressed_column_and_a_mismatched_manifest_is_said() -> None:
+    plain = report()
+    assert plain.compressed_total is None
+    assert all(row.compressed is None for row in plain.layers)
+    assert "compressed" not in size_render.to_markdown(plain).lower()
+    odd = report(manifest=_manifest(2), pushed_as="r:5000/t/d@sha256:" + "9" * 64)
+    assert odd.compressed_total is None
+    assert any("another number of layers" in note for note in odd.notes)

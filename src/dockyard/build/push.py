@@ -34,7 +34,7 @@ from dockyard.registry import Reference, RegistryError
 from dockyard.sizes import history as size_history
 
 PUSHED, PRESENT, MOUNTED = "pushed", "present", "mounted"
-PUSH_TIMEOUT = 1800.0
+_NAME_FIX = " in [tool.dockyard] image or DOCKYARD_IMAGE, or push with --to REF"
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,10 @@ def plan(
         own: tuple[str, ...] = (image,)
     else:
         source_id, own = latest_build(engine, settings)
-    named = [registry.pushable(ref, what="--to") for ref in to] if to else [registry.pushable(r) for r in own]
+    if to:
+        named = [registry.pushable(ref, what="--to") for ref in to]
+    else:
+        named = [registry.pushable(ref, fix=_NAME_FIX) for ref in own]
     for target in named:
         if target.digest:
             raise UsageError(f"cannot push to a digest ({target}): name a tag, e.g. --to {target.name}:1.0")
@@ -313,8 +316,8 @@ def render(results: Sequence[PushResult], console: Console) -> None:
             )  # fmt: skip
         console.print(table)
         console.print(escape(summary(result)))
-        console.print(f"digest  {result.digest}")
-        console.print(f"deploy  [bold]{escape(result.pinned)}[/]")
+        console.print(f"digest  {result.digest}", soft_wrap=True)
+        console.print(f"deploy  [bold]{escape(result.pinned)}[/]", soft_wrap=True)
 
 
 def to_json(results: Sequence[PushResult]) -> str:

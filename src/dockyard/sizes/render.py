@@ -83,7 +83,7 @@ def render(report: SizeReport, console: Console, *, top: int = 10, history: Path
     style = "red" if report.over_budget else "green"
     console.print(f"[{style}]{escape(_budget_line(report))}[/]")
     if registry_line := _registry_line(report):
-        console.print(escape(registry_line))
+        console.print(escape(registry_line), soft_wrap=True)  # the pinned reference stays whole
     where = f" in {history}" if report.delta is None and history is not None else ""
     console.print(escape(_delta_line(report) + where))
     for gone in report.delta.gone if report.delta else ():
