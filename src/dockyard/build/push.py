@@ -107,7 +107,18 @@ def latest_build(engine: Engine, settings: Settings) -> tuple[str, tuple[str, ..
 def plan(
     engine: Engine, settings: Settings, image: str | None, to: Sequence[str]
 ) -> tuple[str, tuple[Reference, ...]]:
-    """(image id, the references to push it as): `to` when given, else the image's own tags."""
+    """(image id, the references to push it as): `to` when given, else the image's own tags.
+
+    Names are checked before the engine is asked anything: a name that cannot be pushed is the
+    problem to fix, whether or not the image is built yet.
+    """
+    if to:
+        named = [registry.pushable(ref, what="--to") for ref in to]
+    else:
+        registry.pushable(image or settings.image, fix="" if image else _NAME_FIX)
+    for target in named if to else ():
+        if target.digest:
+            raise UsageError(f"cannot push to a digest ({target}): name a tag, e.g. --to {target.name}:1.0")
     if image:
         try:
             source_id = str(engine.image(image).id)
@@ -116,13 +127,8 @@ def plan(
         own: tuple[str, ...] = (image,)
     else:
         source_id, own = latest_build(engine, settings)
-    if to:
-        named = [registry.pushable(ref, what="--to") for ref in to]
-    else:
+    if not to:
         named = [registry.pushable(ref, fix=_NAME_FIX) for ref in own]
-    for target in named:
-        if target.digest:
-            raise UsageError(f"cannot push to a digest ({target}): name a tag, e.g. --to {target.name}:1.0")
     targets = tuple(target if target.tag else target.with_tag("latest") for target in named)
     return source_id, targets
 
