@@ -115,6 +115,42 @@ def _step_seconds(result: build.BuildResult, needle: str) -> float:
     return total
 
 
+def _report(main_build: build.BuildResult, cold: FreshBuild, warm: FreshBuild) -> None:
+    """The three builds side by side, the layers by digest, and the ratios against the goal."""
+    header = f"{'build':<40} {'pull base':>9} {'build':>7} {'total':>7}  {'uv sync':<14} {'project step':<13}"
+    print(f"\n{header}")
+    rows = (
+        ("main (machine's engine, --cache-to)", main_build, 0.0, main_build.seconds),
+        ("fresh runner, cold (no cache)", cold.result, cold.pull_seconds, cold.build_seconds),
+        ("fresh runner, --cache-from, src change", warm.result, warm.pull_seconds, warm.build_seconds),
+    )
+    for name, result, pull, seconds in rows:
+        print(
+            f"{name:<40} {pull:>9.1f} {seconds:>7.1f} {pull + seconds:>7.1f}  "
+            f"{_state(result, DEPENDENCY_STEP):<14} {_state(result, PROJECT_STEP):<13}"
+        )
+    print(f"cold runner's dependency step alone: {_step_seconds(cold.result, DEPENDENCY_STEP):.1f}s")
+    print("\ncache-from build's layers against main's, by digest:")
+    pairs = zip(warm.result.layers, main_build.layers, strict=False)
+    for index, ((digest, size), (theirs, _)) in enumerate(pairs):
+        same = "same" if digest == theirs else "CHANGED"
+        print(f"  {index:>2} {digest.removeprefix('sha256:')[:12]} {size:>12,} B  {same}")
+    identical = [d for d, _ in warm.result.layers][:-1] == [d for d, _ in main_build.layers][:-1]
+    dependency_cached = _state(warm.result, DEPENDENCY_STEP) == "cached"
+    print(
+        f"\nevery layer below the project's own identical by digest: {'yes' if identical else 'NO'}; "
+        f"dependency step {'not run' if dependency_cached else 'RAN'}"
+    )
+    for what, with_cache, without in (
+        ("build (base images pulled first)", warm.build_seconds, cold.build_seconds),
+        ("pull + build", warm.total, cold.total),
+    ):
+        ratio = with_cache / without
+        met = ratio <= GOAL and identical and dependency_cached
+        verdict = "met" if met else "NOT met"
+        print(f"cache-from / cold, {what}: {ratio:.1%} (goal <= {GOAL:.0%}: {verdict})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--project", type=Path, default=ROOT)
@@ -165,36 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         _cleanup(engine, cache)
 
-    print(f"\n{'build':<40} {'pull base':>9} {'build':>7} {'total':>7}  {'uv sync':<14} {'project step':<13}")
-    rows = (
-        ("main (machine's engine, --cache-to)", main_build, 0.0, main_build.seconds),
-        ("fresh runner, cold (no cache)", cold.result, cold.pull_seconds, cold.build_seconds),
-        ("fresh runner, --cache-from, src change", warm.result, warm.pull_seconds, warm.build_seconds),
-    )
-    for name, result, pull, seconds in rows:
-        print(
-            f"{name:<40} {pull:>9.1f} {seconds:>7.1f} {pull + seconds:>7.1f}  "
-            f"{_state(result, DEPENDENCY_STEP):<14} {_state(result, PROJECT_STEP):<13}"
-        )
-    print(f"cold runner's dependency step alone: {_step_seconds(cold.result, DEPENDENCY_STEP):.1f}s")
-    print("\ncache-from build's layers against main's, by digest:")
-    pairs = zip(warm.result.layers, main_build.layers, strict=False)
-    for index, ((digest, size), (theirs, _)) in enumerate(pairs):
-        same = "same" if digest == theirs else "CHANGED"
-        print(f"  {index:>2} {digest.removeprefix('sha256:')[:12]} {size:>12,} B  {same}")
-    identical = [d for d, _ in warm.result.layers][:-1] == [d for d, _ in main_build.layers][:-1]
-    dependency_cached = _state(warm.result, DEPENDENCY_STEP) == "cached"
-    print(
-        f"\nevery layer below the project's own identical by digest: {'yes' if identical else 'NO'}; "
-        f"dependency step {'not run' if dependency_cached else 'RAN'}"
-    )
-    for what, with_cache, without in (
-        ("build (base images pulled first)", warm.build_seconds, cold.build_seconds),
-        ("pull + build", warm.total, cold.total),
-    ):
-        ratio = with_cache / without
-        met = ratio <= GOAL and identical and dependency_cached
-        print(f"cache-from / cold, {what}: {ratio:.1%} (goal <= {GOAL:.0%}: {'met' if met else 'NOT met'})")
+    _report(main_build, cold, warm)
     return 0
 
 
