@@ -123,16 +123,15 @@ def _print_layers(before: images.ImageInfo, after: images.ImageInfo, base: image
 
 def _print_sizes(engine: Engine, ref: str, final: images.ImageInfo, base: images.ImageInfo | None) -> None:
     venv_du = _venv_size(engine, ref)
-    venv_layers = sum(
-        layer.size for layer in final.layers() if VENV in layer.created_by and "COPY" in layer.created_by
-    )
+    # the full history entries: the shortened instructions may cut the path off
+    venv_layers = sum(entry.size for entry in final.history if VENV in entry.created_by)
     base_size = base.size if base else 0
     rest = final.size - base_size - venv_du
     rows = [
         ("final image", final.size, f"{ref} (image Size, uncompressed)"),
         ("base image", base_size, base.ref if base else "base image not on this engine"),
         ("runtime venv (du)", venv_du, f"`du -sb {VENV}` in a container of the final image"),
-        ("runtime venv (layers)", venv_layers, f"sum of the COPY layers into {VENV}, from image history"),
+        ("runtime venv (layers)", venv_layers, f"sum of the layers that write {VENV}, from image history"),
         ("base + venv (du)", base_size + venv_du, f"final - (base + venv) = {rest:+,} B"),
     ]
     for name, size, note in rows:
