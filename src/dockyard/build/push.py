@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +27,7 @@ from rich.table import Table
 
 from dockyard import registry
 from dockyard.config import Settings
-from dockyard.engine import Engine, first_line
+from dockyard.engine import Engine
 from dockyard.errors import DockyardError, ImageNotFound, UsageError
 from dockyard.image import metadata as images
 from dockyard.registry import Reference, RegistryError
@@ -112,48 +112,42 @@ def plan(
     Names are checked before the engine is asked anything: a name that cannot be pushed is the
     problem to fix, whether or not the image is built yet.
     """
-    if to:
-        named = [registry.pushable(ref, what="--to") for ref in to]
-    else:
+    named = [registry.pushable(ref, what="--to") for ref in to]
+    if pinned := next((target for target in named if target.digest), None):
+        raise UsageError(f"cannot push to a digest ({pinned}): name a tag, e.g. --to {pinned.name}:1.0")
+    if not named:
         registry.pushable(image or settings.image, fix="" if image else _NAME_FIX)
-    for target in named if to else ():
-        if target.digest:
-            raise UsageError(f"cannot push to a digest ({target}): name a tag, e.g. --to {target.name}:1.0")
+    own: tuple[str, ...]
     if image:
         try:
-            source_id = str(engine.image(image).id)
+            source_id, own = str(engine.image(image).id), (image,)
         except ImageNotFound:
             raise ImageNotFound(f"no image {image!r} on this engine: build it first (invoke build)") from None
-        own: tuple[str, ...] = (image,)
     else:
         source_id, own = latest_build(engine, settings)
-    if not to:
-        named = [registry.pushable(ref, fix=_NAME_FIX) for ref in own]
-    targets = tuple(target if target.tag else target.with_tag("latest") for target in named)
-    return source_id, targets
+    named = named or [registry.pushable(ref, fix=_NAME_FIX) for ref in own]
+    return source_id, tuple(target if target.tag else target.with_tag("latest") for target in named)
 
 
 # --- pushing -----------------------------------------------------------------------------------------
 
 
 def _progress_error(event: Mapping[str, Any], ref: str, host: str) -> DockyardError:
+    """One line for an error the engine's push reported."""
     text = str(event.get("error") or (event.get("errorDetail") or {}).get("message") or "push failed")
+    text = (text.strip().splitlines() or ["push failed"])[0]
     lowered = text.lower()
     if "unauthorized" in lowered or "authentication required" in lowered or "denied" in lowered:
-        return RegistryError(
-            f"{host} refused the push of {ref} ({first_line(Exception(text))}): run `docker login {host}`"
-        )
+        return RegistryError(f"{host} refused the push of {ref} ({text}): run `docker login {host}`")
     if "connection refused" in lowered or "no such host" in lowered or "dial tcp" in lowered:
         return RegistryError(
-            f"registry {host} does not answer ({first_line(Exception(text))}): start it "
+            f"registry {host} does not answer ({text}): start it "
             "(scripts/provision-engine starts the local one) or check the image name"
         )
-    return RegistryError(f"pushing {ref} failed: {first_line(Exception(text))}")
+    return RegistryError(f"pushing {ref} failed: {text}")
 
 
-def _engine_push(
-    engine: Engine, target: Reference, on_event: Callable[[Mapping[str, Any]], None]
-) -> dict[str, str]:
+def _engine_push(engine: Engine, target: Reference) -> dict[str, str]:
     """Push one tag through the engine; the status of each layer by short diff id."""
     statuses: dict[str, str] = {}
     try:
@@ -161,7 +155,6 @@ def _engine_push(
             target.name, tag=target.tag, stream=True, decode=True
         )
         for event in stream:
-            on_event(event)
             if "error" in event or "errorDetail" in event:
                 raise _progress_error(event, str(target), target.host or "")
             layer, status = str(event.get("id") or ""), str(event.get("status") or "")
@@ -177,13 +170,7 @@ def _engine_push(
     return statuses
 
 
-def push_image(
-    engine: Engine,
-    image_id: str,
-    targets: Sequence[Reference],
-    *,
-    on_event: Callable[[Mapping[str, Any]], None] | None = None,
-) -> list[PushResult]:
+def push_image(engine: Engine, image_id: str, targets: Sequence[Reference]) -> list[PushResult]:
     """Tag `image_id` as each target and push it; one result per repository, in order."""
     info = images.inspect_image(engine, image_id)
     layers = info.layers()
@@ -202,7 +189,7 @@ def push_image(
         for ref in refs:
             if str(ref) not in info.tags:
                 engine.client.api.tag(info.id, ref.name, ref.tag)
-            found = _engine_push(engine, ref, on_event or (lambda _event: None))
+            found = _engine_push(engine, ref)
             for layer, status in found.items():
                 statuses.setdefault(layer, status)  # the first tag's push is the one that moved bytes
         seconds = time.monotonic() - started
