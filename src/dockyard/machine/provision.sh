@@ -264,6 +264,8 @@ YAML
       ;;
   esac
   registry=$REGISTRY_ADDR
+  # A second engine pulling from here stands in for a fresh CI runner in the tests; its bridge needs `ip`.
+  command -v ip >/dev/null || { say "registry: installing iproute2 (ip)"; apt_install iproute2; }
   # The stand-ins under their registry names too (the local names stay): any engine here pulls them.
   if [ "$python_image" = "$STANDIN_PYTHON" ]; then
     publish "$STANDIN_PYTHON"
