@@ -23,7 +23,9 @@ class GitState:
 
 
 def _git(directory: Path, *args: str) -> process.Completed:
-    return process.run(["git", "-C", str(directory), *args], timeout=60, check=False)
+    # --no-optional-locks: `git status` must not refresh and rewrite .git/index, which a build context
+    # holding .git would see as a change.
+    return process.run(["git", "--no-optional-locks", "-C", str(directory), *args], timeout=60, check=False)
 
 
 def state(directory: Path) -> GitState:
@@ -33,6 +35,16 @@ def state(directory: Path) -> GitState:
     sha, _, when = head.stdout.strip().partition(" ")
     status = _git(directory, "status", "--porcelain", "--untracked-files=normal", "--", ".")
     return GitState(sha=sha, dirty=bool(status.stdout.strip()), commit_time=int(when))
+
+
+def toplevel(directory: Path) -> Path | None:
+    """The root of the git work tree holding `directory`; None outside one (or without git)."""
+    try:
+        done = _git(directory, "rev-parse", "--show-toplevel")
+    except CommandError:  # no git installed
+        return None
+    text = done.stdout.strip()
+    return Path(text).resolve() if done.returncode == 0 and text else None
 
 
 def is_tracked(directory: Path, path: str) -> bool:
