@@ -12,13 +12,16 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dockyard.errors import ConfigError
+from dockyard.errors import ConfigError, UsageError
+from dockyard.project import discover as discovery
+from dockyard.project import workspace as workspaces
+from dockyard.project.discover import Inferred
+from dockyard.project.workspace import SourceModule
 
 _SIZE_UNITS = {
     "": 1, "b": 1,
@@ -93,8 +96,8 @@ class ComposeSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    project_dir: Path
-    project_name: str
+    project_dir: Path  # the directory of the pyproject.toml dockyard runs in (a workspace root, or not)
+    project_name: str  # the service package's name (a workspace member's, in a workspace)
     project_version: str | None
     image: str
     dockerfile: Path
@@ -114,20 +117,74 @@ class Settings:
     verify: VerifySettings = field(default_factory=VerifySettings)
     size: SizeSettings = field(default_factory=SizeSettings)
     compose: ComposeSettings = field(default_factory=ComposeSettings)
+    # The project's layout, as discovered (dockyard.project.discover); defaults describe a lone project.
+    workspace_root: Path | None = None  # None: project_dir
+    package_dir: Path | None = None  # the service package's directory; None: project_dir
+    virtual: bool = False  # uv installs only the package's dependencies, never the package itself
+    modules: tuple[SourceModule, ...] | None = None  # None: the package's import name
+    modules_how: str = ""  # where `modules` came from
+    context_explicit: bool = True  # the context was configured, not discovered
+    repository: Path | None = None  # the git work tree holding the project
+    problems: Mapping[str, str] = field(default_factory=dict)  # what discovery could not decide
+    inferred: tuple[Inferred, ...] = ()  # the `project:` header lines
+    has_project: bool = True  # False: `dockyard verify IMAGE` outside any project
+    door: str = "dockyard"  # how the user runs dockyard's commands: "dockyard" (CLI) or "invoke"
 
-    def relocated(self, root: Path) -> Settings:
-        """The same settings for a copy of the project at `root` (a scratch or clean checkout)."""
+    @property
+    def workspace_dir(self) -> Path:
+        """The uv workspace root (the project itself when it is no workspace's member)."""
+        return self.workspace_root or self.project_dir
+
+    @property
+    def lock_file(self) -> Path:
+        """The workspace's one uv.lock."""
+        return self.workspace_dir / "uv.lock"
+
+    @property
+    def package_path(self) -> Path:
+        return self.package_dir or self.project_dir
+
+    @property
+    def lock_command(self) -> str:
+        """The command that updates uv.lock, through the door the user came in by."""
+        return f"{self.door} lock"
+
+    def relocated(self, root: Path, source: Path | None = None) -> Settings:
+        """The same settings for a copy at `root` of the tree at `source` (default: the project): a
+        scratch or clean checkout. Paths outside `source` stay as they are."""
+        source = source or self.project_dir
+
+        def moved(path: Path) -> Path:
+            return root / path.relative_to(source) if path.is_relative_to(source) else path
+
         return replace(
             self,
-            project_dir=root,
-            context=root / self.context.relative_to(self.project_dir),
-            dockerfile=root / self.dockerfile.relative_to(self.project_dir),
+            project_dir=moved(self.project_dir),
+            context=moved(self.context),
+            dockerfile=moved(self.dockerfile),
+            workspace_root=moved(self.workspace_root) if self.workspace_root else None,
+            package_dir=moved(self.package_dir) if self.package_dir else None,
+            modules=tuple(replace(m, path=moved(m.path)) for m in self.modules) if self.modules else None,
+            repository=moved(self.repository) if self.repository else None,
         )
 
     @property
     def package(self) -> str:
         """The project's import name (the default module for the imports check)."""
         return re.sub(r"[-.]+", "_", self.project_name).lower()
+
+    @property
+    def build_root(self) -> Path:
+        """The smallest directory holding the context, the Dockerfile and the package: what a scratch
+        or clean checkout must copy."""
+        paths = [self.context, self.dockerfile.parent, self.package_path]
+        return Path(os.path.commonpath([str(p) for p in paths]))
+
+    def require_layout(self, *what: str) -> None:
+        """Raise what discovery could not decide about `what` (dockerfile, package, context)."""
+        for key in what or ("dockerfile", "package", "context"):
+            if problem := self.problems.get(key):
+                raise UsageError(problem)
 
 
 # --- strict reading ---------------------------------------------------------------------------------
@@ -259,6 +316,7 @@ def _section(keys: dict[str, tuple[str, Reader]], factory: Callable[..., Any]) -
 
 _TOP_KEYS: dict[str, tuple[str, Reader]] = {
     "image": ("image", _str),
+    "package": ("package", _str),
     "dockerfile": ("dockerfile", _str),
     "context": ("context", _str),
     "target": ("target", _str),
@@ -334,47 +392,57 @@ def effective_environment(environ: Mapping[str, str] | None = None) -> dict[str,
 
 
 def find_project(start: Path) -> Path:
-    """The nearest directory at or above `start` holding a pyproject.toml."""
-    for directory in (start, *start.parents):
-        if (directory / "pyproject.toml").is_file():
-            return directory
-    raise ConfigError(
-        f"no pyproject.toml in {start} or above: run dockyard inside a project, or pass --project DIR"
-    )
+    """The nearest directory at or above `start` holding a pyproject.toml (as uv finds its project)."""
+    found = workspaces.nearest_project(start)
+    if found is None:
+        raise ConfigError(
+            f"no pyproject.toml in {start} or above: run dockyard inside a project, or pass --project DIR"
+        )
+    return found
 
 
-def load(project_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read `[tool.dockyard]` of the project's pyproject.toml, then apply the environment."""
-    project_dir = find_project((project_dir or Path.cwd()).resolve())
-    pyproject = project_dir / "pyproject.toml"
-    try:
-        data = tomllib.loads(pyproject.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
-    project = data.get("project", {})
-    name = project.get("name")
-    if not isinstance(name, str):
-        raise ConfigError(f"{pyproject}: [project] name is missing; dockyard names images after it")
-    version = project.get("version")
+@dataclass(frozen=True)
+class Overrides:
+    """Layout values given on the command line; they win over `[tool.dockyard]` and discovery. Paths
+    are relative to the current directory, as `docker build -f` takes them."""
+
+    dockerfile: Path | None = None
+    context: Path | None = None
+    target: str | None = None
+
+
+def load(
+    project_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    overrides: Overrides | None = None,
+    door: str = "dockyard",
+) -> Settings:
+    """Read `[tool.dockyard]` of the project's pyproject.toml, apply the environment, and discover the
+    layout (workspace, package, lock, Dockerfile, context) for what configuration leaves open."""
+    start = (project_dir or Path.cwd()).resolve()
+    if start.is_file() and start.name == workspaces.PYPROJECT:
+        start = start.parent
+    found = find_project(start)
+    pyproject = found / workspaces.PYPROJECT
+    data = workspaces.read_pyproject(pyproject)
+    ws = workspaces.find(found, data)
     table = data.get("tool", {}).get("dockyard", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{pyproject}: [tool.dockyard] must be a table")
     fields = _read_table(table, "", _TOP_KEYS)
     env = effective_environment(environ)
-    return _apply(project_dir, name, version if isinstance(version, str) else None, fields, env)
+    _environment_overrides(fields, env)
+    overrides = overrides or Overrides()
+    requested = _requested(found, fields, overrides, env)
+    layout = discovery.discover(found, ws, requested)
+    return _settings(found, fields, layout, table, env, door)
 
 
-def _apply(
-    project_dir: Path,
-    name: str,
-    version: str | None,
-    fields: dict[str, Any],
-    env: Mapping[str, str],
-) -> Settings:
-    build_args = dict(fields.pop("build_args", {}))
+def _environment_overrides(fields: dict[str, Any], env: Mapping[str, str]) -> None:
+    build_args = dict(fields.get("build_args", {}))
     for key, value in env.items():
         if key.startswith("DOCKYARD_BUILD_ARG_") and len(key) > len("DOCKYARD_BUILD_ARG_"):
             build_args[key.removeprefix("DOCKYARD_BUILD_ARG_")] = value
+    fields["build_args"] = build_args
     overrides = {
         "image": env.get("DOCKYARD_IMAGE"),
         "docker": env.get("DOCKYARD_DOCKER"),
@@ -382,24 +450,130 @@ def _apply(
         "builder": env.get("DOCKYARD_BUILDER"),
         "platform": env.get("DOCKYARD_PLATFORM"),
     }
+    if env.get("DOCKYARD_IMAGE"):
+        fields["image_source"] = "from DOCKYARD_IMAGE"
+    elif "image" in fields:
+        fields["image_source"] = "from config"
     fields.update({k: v for k, v in overrides.items() if v})
     if budget := env.get("DOCKYARD_SIZE_BUDGET"):
         fields["size_budget"] = parse_size(budget, what="DOCKYARD_SIZE_BUDGET")
-    image = fields.pop("image", name)
+
+
+def _requested(
+    project_dir: Path, fields: Mapping[str, Any], overrides: Overrides, env: Mapping[str, str]
+) -> discovery.Requested:
+    def choice(flag: Any, key: str, *, path: bool) -> discovery.Choice | None:
+        if flag is not None:
+            value = Path(flag).resolve() if path else flag
+            return discovery.Choice(value, f"from --{key}")
+        if key in fields:
+            value = (project_dir / fields[key]).resolve() if path else fields[key]
+            return discovery.Choice(value, "from config")
+        return None
+
+    ca_bundle = fields.get("ca_bundle")
+    interpolation = dict(fields.get("build_args", {}))
+    if ca_bundle:
+        interpolation["CA_BUNDLE"] = str(project_dir / ca_bundle)
+    compose = fields.get("compose")
+    files = tuple((project_dir / f).resolve() for f in compose.files) if compose else ()
+    return discovery.Requested(
+        dockerfile=choice(overrides.dockerfile, "dockerfile", path=True),
+        context=choice(overrides.context, "context", path=True),
+        target=choice(overrides.target, "target", path=False),
+        package=choice(None, "package", path=False),
+        compose_files=tuple(f for f in files if f.is_file()),
+        docker=fields.get("docker") or env.get("DOCKYARD_DOCKER"),
+        interpolation=interpolation,
+    )
+
+
+def _settings(
+    project_dir: Path,
+    fields: dict[str, Any],
+    layout: discovery.Layout,
+    table: Mapping[str, Any],
+    env: Mapping[str, str],
+    door: str,
+) -> Settings:
+    package = layout.package
+    name = package.name if package else project_dir.name
+    for key in ("dockerfile", "context", "target", "package"):
+        fields.pop(key, None)
+    build_args = {**layout.build_args, **fields.pop("build_args", {})}
+    image_source = fields.pop("image_source", "discovered: the package's name")
+    image = fields.pop("image", None) or _image_name(name)
     if not re.fullmatch(r"[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?([a-z0-9._/-]*)", image):
         raise ConfigError(f"[tool.dockyard] image: {image!r} is not a valid image name (lowercase, no tag)")
     ca_bundle = fields.pop("ca_bundle", None)
     ca_path = (project_dir / ca_bundle) if ca_bundle else None
     if ca_path is not None and not ca_path.is_file():
         raise ConfigError(f"CA bundle {ca_path} does not exist: fix ca-bundle / DOCKYARD_CA_BUNDLE")
+    config_line = "[tool.dockyard] in pyproject.toml" if table else "none: zero configuration"
+    inferred = (
+        *layout.notes,
+        discovery.Inferred("image", image, image_source),
+        discovery.Inferred("config", config_line, ""),
+    )
     return Settings(
         project_dir=project_dir,
         project_name=name,
-        project_version=version,
+        project_version=package.version if package else None,
         image=image,
-        dockerfile=project_dir / fields.pop("dockerfile", "Dockerfile"),
-        context=project_dir / fields.pop("context", "."),
+        dockerfile=layout.dockerfile,
+        context=layout.context,
+        target=layout.target,
         build_args=build_args,
         ca_bundle=ca_path,
+        workspace_root=layout.workspace.root,
+        package_dir=package.directory if package else None,
+        virtual=package.virtual if package else False,
+        modules=layout.modules.modules if package else None,
+        modules_how=layout.modules.how,
+        context_explicit=layout.context_explicit,
+        repository=layout.repository,
+        problems=layout.problems,
+        inferred=inferred,
+        door=door,
+        **fields,
+    )
+
+
+def _image_name(name: str) -> str:
+    """A valid image name from a project name: lowercase, runs of other characters as one dash."""
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "app"
+
+
+def image_only(
+    image: str, environ: Mapping[str, str] | None = None, *, start: Path | None = None, door: str = "dockyard"
+) -> Settings:
+    """Settings for checking an image outside any project (`dockyard verify IMAGE`): the machine file
+    and the environment apply; what needs the project is skipped by the checks."""
+    start = (start or Path.cwd()).resolve()
+    fields: dict[str, Any] = {}
+    env = effective_environment(environ)
+    _environment_overrides(fields, env)
+    fields.pop("image_source", None)
+    fields.pop("image", None)
+    ca_bundle = fields.pop("ca_bundle", None)
+    ca_path = Path(ca_bundle) if ca_bundle else None
+    if ca_path is not None and not ca_path.is_file():
+        raise ConfigError(f"CA bundle {ca_path} does not exist: fix DOCKYARD_CA_BUNDLE")
+    name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0] or "image"
+    note = f"none (no pyproject.toml in {start} or above): checks that need the project are skipped"
+    return Settings(
+        project_dir=start,
+        project_name=name,
+        project_version=None,
+        image=image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image,
+        dockerfile=start / "Dockerfile",
+        context=start,
+        build_args=fields.pop("build_args", {}),
+        ca_bundle=ca_path,
+        modules=(),
+        modules_how="no project",
+        has_project=False,
+        inferred=(discovery.Inferred("project", note, ""),),
+        door=door,
         **fields,
     )

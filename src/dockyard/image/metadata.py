@@ -209,7 +209,7 @@ def find_base(
         ref = explicit
     elif label := info.labels.get(BASE_LABEL):
         ref = label
-    elif name == settings.image:
+    elif name == settings.image and settings.has_project:
         try:
             found = dockerfile.parse(settings.dockerfile).final_base(settings.build_args)
         except UsageError as exc:
