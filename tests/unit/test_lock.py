@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -158,4 +160,108 @@ def test_check_fails_when_lock_has_uncommitted_changes(uv_project: Path) -> None
     _git(uv_project, "commit", "-qm", "lock")
     (uv_project / "uv.lock").write_text((uv_project / "uv.lock").read_text() + "\n")
     with pytest.raises(lock.LockStale, match="uncommitted changes"):
+        lock.check(uv_project)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_a_members_sets_come_from_the_workspace_root_lock() -> None:
+    root = FIXTURES / "workspace-service"
+    sets = lock.locked_sets(root / "uv.lock", "acme-api", environment=lock.marker_environment("3.13.1"))
+    assert set(sets.runtime) == {"acme-api", "acme-core", "idna", "six"}
+    # The member's dev group, and the workspace root's own groups (a root with no [project]).
+    assert {"pytest", "coverage", "pluggy", "iniconfig", "pyflakes"} <= set(sets.dev_only)
+    assert "colorama" not in sets.dev_only  # pytest's Windows-only dependency
+
+
+def test_a_virtual_project_is_not_part_of_its_runtime_set() -> None:
+    root = FIXTURES / "virtual-service"
+    sets = lock.locked_sets(
+        root / "uv.lock", "virtual-service", environment=lock.marker_environment("3.13.1")
+    )
+    assert sets.runtime == {"idna": sets.runtime["idna"]}
+    assert "pytest" in sets.dev_only
+
+
+def test_advice_names_the_door(lock_file: Path) -> None:
+    with pytest.raises(ConfigError, match="run `invoke lock`"):
+        lock.locked_sets(lock_file, "other", environment={}, lock_command="invoke lock")
+
+
+def _commit(project: Path) -> None:
+    _git(project, "add", ".")
+    _git(project, "commit", "-qm", "lock")
+
+
+def test_stale_advice_names_the_door(uv_project: Path) -> None:
+    _commit(uv_project)
+    pyproject = uv_project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('requires-python = ">=3.11"', 'requires-python = ">=3.12"')
+    )
+    with pytest.raises(lock.LockStale, match=r"run `invoke lock` and commit uv\.lock"):
+        lock.check(uv_project, lock_command="invoke lock")
+
+
+def test_a_python_version_file_naming_a_missing_interpreter_does_not_stop_the_check(uv_project: Path) -> None:
+    (uv_project / ".python-version").write_text("3.99\n")
+    _commit(uv_project)
+    assert lock.check(uv_project) == "uv.lock is current and committed"
+
+
+def test_a_shim_that_refuses_in_the_project_does_not_stop_the_check(
+    uv_project: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A version manager's shim (pyenv, asdf) reads .python-version from its working directory and
+    # refuses to run anything when that version is not installed.
+    real_uv = shutil.which("uv")
+    assert real_uv is not None
+    shims = tmp_path_factory.mktemp("manager") / "shims"
+    shims.mkdir()
+    (shims / "uv").write_text(
+        "#!/bin/sh\n"
+        'dir="$PWD"\n'
+        'while [ "$dir" != "/" ]; do\n'
+        '  if [ -f "$dir/.python-version" ]; then\n'
+        '    echo "pyenv: version \\`$(cat "$dir/.python-version")\' is not installed" >&2; exit 1\n'
+        "  fi\n"
+        '  dir=$(dirname "$dir")\n'
+        "done\n"
+        f'exec "{real_uv}" "$@"\n'
+    )
+    (shims / "uv").chmod(0o755)
+    (uv_project / ".python-version").write_text("3.99\n")
+    _commit(uv_project)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("DOCKYARD_UV", raising=False)
+    assert lock.uv_binary() == str(shims / "uv")
+    refused = subprocess.run(
+        ["uv", "lock", "--check"], cwd=uv_project, capture_output=True, text=True, check=False
+    )
+    assert "is not installed" in refused.stderr  # what a naive `uv lock --check` in the project meets
+    assert lock.check(uv_project) == "uv.lock is current and committed"
+
+
+def test_a_uv_that_cannot_reach_its_index_is_an_error_not_a_stale_lock(
+    uv_project: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _commit(uv_project)
+    pyproject = uv_project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("dependencies = []", 'dependencies = ["dockyard-no-such-dist"]')
+    )
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.mktemp("empty-cache")))
+    monkeypatch.setenv("UV_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens there
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    with pytest.raises(
+        lock.LockCheckFailed, match=r"uv could not check uv\.lock: .*(Connection refused|connect)"
+    ):
+        lock.check(uv_project)
+
+
+def test_no_uv_is_an_error_not_a_stale_lock(uv_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _commit(uv_project)
+    monkeypatch.setenv("DOCKYARD_UV", "/nonexistent/uv")
+    with pytest.raises(lock.LockCheckFailed, match=r"uv could not check uv\.lock: /nonexistent/uv not found"):
         lock.check(uv_project)
