@@ -83,6 +83,8 @@ class Facts:
     lock_status: LockStatus | None = None
     cache: CacheOutcome | None = None
     errors: dict[str, str] = field(default_factory=dict)  # fact name -> why it could not be had
+    unavailable: dict[str, str] = field(default_factory=dict)  # fact name -> why it does not apply (SKIP)
+    imports_inferred: str | None = None  # where the default `imports` came from
     seconds: dict[str, float] = field(default_factory=dict)  # fact name -> time to gather it
 
 
@@ -92,6 +94,7 @@ class Check:
     title: str
     needs: tuple[str, ...]  # facts it reads besides the image metadata
     judge: Callable[[Facts], Verdict]
+    optional: tuple[str, ...] = ()  # facts it uses when they apply, and judges without otherwise
 
 
 T = TypeVar("T")

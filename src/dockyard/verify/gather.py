@@ -26,7 +26,9 @@ from dockyard.config import Settings
 from dockyard.engine import Engine
 from dockyard.errors import BuildFailed, DockyardError, UsageError
 from dockyard.image import metadata as images
+from dockyard.project import discover as discovery
 from dockyard.project import lock
+from dockyard.project.dockerfile import Dockerfile
 from dockyard.project.dockerfile import parse as parse_dockerfile
 from dockyard.results import CheckResult, Outcome, Report
 from dockyard.verify import checks, runner
@@ -58,21 +60,23 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     start = time.monotonic()
     chosen = selected_checks(settings, options)
     info = images.inspect_image(engine, image_ref)
-    dockerfile = parse_dockerfile(settings.dockerfile) if settings.dockerfile.is_file() else None
+    dockerfile = _project_dockerfile(settings)
     facts = Facts(settings=settings, image=info, dockerfile=dockerfile, build=options.build)
     facts.secrets = _secrets(settings)
-    needs = {need for check in chosen for need in check.needs}
+    imports, facts.imports_inferred = default_imports(settings, info, dockerfile)
+    _not_applicable(facts)
+    needs = {need for check in chosen for need in (*check.needs, *check.optional)}
     gatherers: dict[str, Callable[[], Any]] = {
         "base": lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)),
         "probe": lambda: runner.run_probe(
-            engine, image_ref, probe_spec(settings, info), timeout=settings.verify.timeout
+            engine, image_ref, probe_spec(settings, info, imports), timeout=settings.verify.timeout
         ),
         "lock_status": lambda: _lock_status(settings),
         "health": lambda: _health(engine, image_ref, info, settings.verify.healthcheck_timeout),
         "export": lambda: images.scan_export(engine, info.id, needles=facts.secrets),
         "cache": lambda: _layer_cache(engine, settings),
     }
-    wanted = {"base"} | (needs & set(gatherers))
+    wanted = {"base"} | (needs & set(gatherers)) - set(facts.unavailable)
     if "locked" in needs:
         wanted.add("probe")
     if "health" in wanted and (not settings.service or info.healthcheck is None):
@@ -80,7 +84,7 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     if "export" in wanted and not facts.secrets:
         wanted.discard("export")
     _gather(facts, {name: gatherers[name] for name in wanted}, engine, settings.verify.timeout)
-    if "locked" in needs and facts.probe is not None:
+    if "locked" in needs and facts.probe is not None and "locked" not in facts.unavailable:
         _lock_sets(facts)
     results = tuple(_judge(check, facts) for check in chosen)
     meta = {
@@ -137,9 +141,12 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 def _judge(check: verdicts.Check, facts: Facts) -> CheckResult:
     start = time.monotonic()
     missing = [need for need in check.needs if need in facts.errors]
-    if "locked" in check.needs and facts.locked is None and "locked" not in facts.errors:
+    skipped = [facts.unavailable[need] for need in check.needs if need in facts.unavailable]
+    if "locked" in check.needs and facts.locked is None and "locked" not in facts.errors and not skipped:
         missing.append("probe")
-    if missing:
+    if skipped and not missing:
+        verdict = verdicts.skipped(skipped[0])
+    elif missing:
         reason = "; ".join(f"{need}: {facts.errors.get(need, 'not available')}" for need in missing)
         verdict = verdicts.Verdict(Outcome.ERROR, reason)
     else:
@@ -173,10 +180,74 @@ def _secrets(settings: Settings) -> dict[str, bytes]:
     return out
 
 
-def probe_spec(settings: Settings, info: images.ImageInfo) -> dict[str, object]:
+def _project_dockerfile(settings: Settings) -> Dockerfile | None:
+    if not settings.has_project or "dockerfile" in settings.problems or not settings.dockerfile.is_file():
+        return None
+    try:
+        return parse_dockerfile(settings.dockerfile)
+    except DockyardError:
+        return None
+
+
+def _not_applicable(facts: Facts) -> None:
+    """Facts that do not apply here, so the checks needing them SKIP with the reason."""
+    settings = facts.settings
+    if not settings.has_project:
+        reason = "no project: run dockyard in a uv project (or pass --project DIR) to check this"
+        facts.unavailable.update({"lock_status": reason, "cache": reason})
+        facts.unavailable["locked"] = "no project, so no uv.lock to compare with"
+    elif not settings.lock_file.is_file():
+        facts.unavailable["locked"] = f"the project has no uv.lock ({settings.lock_file})"
+    elif "package" in settings.problems:
+        facts.errors["locked"] = settings.problems["package"]
+    if settings.has_project and "dockerfile" in settings.problems:
+        facts.errors["cache"] = settings.problems["dockerfile"]
+
+
+def default_imports(
+    settings: Settings, info: images.ImageInfo, dockerfile: Dockerfile | None
+) -> tuple[tuple[str, ...], str | None]:
+    """The modules the imports check imports, and where that list came from (None: configured)."""
+    if settings.verify.imports is not None:
+        return tuple(settings.verify.imports), None
+    if not settings.has_project:
+        return (), "no project: no modules of its own to import (set verify.imports to check some)"
+    if settings.modules is None:
+        return (settings.package,), "the package's name"
+    if not settings.modules:
+        return (), f"no module found in {settings.package_path} ({settings.modules_how}): set verify.imports"
+    if not settings.virtual:
+        return tuple(m.name for m in settings.modules), f"inferred from {settings.modules_how}"
+    return _virtual_imports(settings, info, dockerfile)
+
+
+def _virtual_imports(
+    settings: Settings, info: images.ImageInfo, dockerfile: Dockerfile | None
+) -> tuple[tuple[str, ...], str]:
+    """A virtual project's modules that the image exposes (it is never installed: its source must be
+    on the working directory or PYTHONPATH)."""
+    if dockerfile is None:
+        return (), "virtual project, and no Dockerfile to tell where its modules land: set verify.imports"
+    mapping = discovery.context_paths(dockerfile, settings.build_args)
+    exposed, hidden = discovery.exposed_modules(
+        settings.modules or (), settings.context, mapping, info.working_dir, info.env.get("PYTHONPATH", "")
+    )
+    how = f"virtual project: {settings.modules_how} on the image's working directory or PYTHONPATH"
+    if hidden:
+        how += f"; not importable: {', '.join(hidden)}"
+    if not exposed:
+        return (), how + "; set verify.imports"
+    return tuple(exposed), how
+
+
+def probe_spec(
+    settings: Settings, info: images.ImageInfo, imports: tuple[str, ...] | None = None
+) -> dict[str, object]:
     verify = settings.verify
+    if imports is None:
+        imports = default_imports(settings, info, _project_dockerfile(settings))[0]
     return {
-        "imports": list(verify.imports if verify.imports is not None else (settings.package,)),
+        "imports": list(imports),
         "commands": [{"argv": list(s.command), "timeout": s.timeout} for s in verify.smoke],
         "forbidden_names": [*file_checks.DEFAULT_FORBIDDEN_NAMES, *verify.forbidden],
         "forbidden_paths": file_checks.forbidden_paths(info.working_dir),
@@ -187,7 +258,9 @@ def probe_spec(settings: Settings, info: images.ImageInfo) -> dict[str, object]:
 
 def _lock_status(settings: Settings) -> verdicts.LockStatus:
     try:
-        return verdicts.LockStatus(True, lock.check(settings.project_dir))
+        return verdicts.LockStatus(
+            True, lock.check(settings.workspace_dir, lock_command=settings.lock_command)
+        )
     except lock.LockStale as exc:
         return verdicts.LockStatus(False, exc.message)
 
@@ -198,9 +271,10 @@ def _lock_sets(facts: Facts) -> None:
     machine = str(python.get("machine", "x86_64"))
     try:
         facts.locked = lock.locked_sets(
-            facts.settings.project_dir / "uv.lock",
+            facts.settings.lock_file,
             facts.settings.project_name,
             environment=lock.marker_environment(version, machine),
+            lock_command=facts.settings.lock_command,
         )
     except DockyardError as exc:
         facts.errors["locked"] = exc.message
@@ -244,29 +318,45 @@ def _health(engine: Engine, image_ref: str, info: images.ImageInfo, timeout: flo
 
 
 def _touch_target(settings: Settings, context: Path) -> Path:
+    """The source file the layer-cache check changes: configured, else one of the package's own."""
     if settings.verify.layer_cache_touch:
         target = context / settings.verify.layer_cache_touch
         if not target.is_file():
             raise UsageError(f"verify.layer-cache-touch: {target} is not a file in the build context")
         return target
+    for module in settings.modules or ():
+        if not module.path.is_relative_to(context):
+            continue
+        if module.path.is_file():
+            return module.path
+        init = module.path / "__init__.py"
+        found = [init] if init.is_file() else sorted(module.path.rglob("*.py"))
+        if found:
+            return found[0]
+    package = settings.package_path
     for candidate in (
-        context / "src" / settings.package / "__init__.py",
-        context / settings.package / "__init__.py",
+        package / "src" / settings.package / "__init__.py",
+        package / settings.package / "__init__.py",
     ):
-        if candidate.is_file():
+        if candidate.is_file() and candidate.is_relative_to(context):
             return candidate
-    found = sorted(p for p in (context / "src").rglob("*.py")) if (context / "src").is_dir() else []
+    src = package / "src"
+    found = sorted(p for p in src.rglob("*.py")) if src.is_dir() and src.is_relative_to(context) else []
     if not found:
         raise UsageError("no source file to change for the layer-cache check: set verify.layer-cache-touch")
     return found[0]
 
 
 def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
-    """Build a scratch copy of the context twice, the second time after a source-only change."""
+    """Build a scratch copy of the build's tree twice, the second time after a source-only change.
+
+    The copy holds the whole tree the build reads (the context, the Dockerfile and the package: in a
+    workspace built from its root, the workspace), as git lists it."""
     with tempfile.TemporaryDirectory(prefix="dockyard-cache-") as scratch:
         root = Path(scratch) / "project"
-        copy_project(settings.project_dir, root)
-        moved = settings.relocated(root)
+        source = settings.build_root
+        copy_project(source, root)
+        moved = settings.relocated(root, source)
         request = replace(builds.request_for(moved, tags=()), tags=(), labels=engine.labels)
         made: list[str] = []
         try:
@@ -284,7 +374,7 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
             layers_before=first.layers,
             layers_after=second.layers,
             reinstalled=tuple(
-                (step.name, step.installed_packages)
+                (step.name, sum(1 for _, local in step.installed if not local) or step.installed_packages)
                 for step in second.steps
                 if not step.cached and step.installs_dependencies
             ),

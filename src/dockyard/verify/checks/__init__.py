@@ -22,7 +22,7 @@ CHECKS: tuple[Check, ...] = (
     Check("non-root", "the image runs as a non-root user it declares", ("probe",), check_non_root),
     Check("size", "the image is within the size budget", (), check_size),
     Check("no-dev-packages", "no development-only package from uv.lock is installed",
-          ("probe", "locked"), check_no_dev_packages),
+          ("probe",), check_no_dev_packages, optional=("locked",)),
     Check("locked-runtime", "the app's environment holds exactly the locked runtime set",
           ("probe", "locked"), check_locked_runtime),
     Check("imports", "the app's modules import as the image's user", ("probe",), check_imports),
