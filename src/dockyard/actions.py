@@ -44,16 +44,28 @@ class BuildOptions:
     cache_to: Sequence[str] = ()
 
 
-def build_image(settings: config.Settings, options: BuildOptions, console: Console) -> BuildResult:
+def print_project(settings: config.Settings, console: Console) -> None:
+    """The `project:` header: what dockyard found and where each value came from, before any work."""
+    for number, item in enumerate(settings.inferred):
+        console.print(("" if number == 0 else "  ") + item.line(), markup=False, highlight=False)
+
+
+def build_image(
+    settings: config.Settings, options: BuildOptions, console: Console, *, header: bool = True
+) -> BuildResult:
     """Build the project's image and print a summary."""
+    if header:
+        print_project(settings, console)
+    settings.require_layout("dockerfile", "context")
     if options.clean_checkout:
         with tempfile.TemporaryDirectory(prefix="dockyard-head-") as scratch:
             root = Path(scratch)
-            git.export_head(settings.project_dir, root)
-            console.print(f"building the committed tree (HEAD) from {root}", markup=False)
-            state = git.state(settings.project_dir)
+            source = settings.build_root
+            git.export_head(source, root)
+            console.print(f"building the committed tree (HEAD) of {source} from {root}", markup=False)
+            state = git.state(source)
             clean = replace(options, clean_checkout=False)
-            result = _build(settings.relocated(root), clean, console, replace(state, dirty=False))
+            result = _build(settings.relocated(root, source), clean, console, replace(state, dirty=False))
     else:
         result = _build(settings, options, console, None)
     try:  # in the project's own history, also for a build from a scratch checkout
@@ -81,6 +93,13 @@ def _build(
     )
     docker = engine.connect(settings.docker)
     console.print(f"[bold]dockyard build[/] {escape(str(settings.dockerfile))} with {docker.cli.describe()}")
+    repository = settings.repository
+    outside = repository is not None and not settings.context.is_relative_to(repository)
+    if outside or settings.context == Path("/"):
+        console.print(
+            f"  [yellow]context {escape(str(settings.context))} is outside the git repository[/] "
+            "(configured explicitly)"
+        )
     if request.build_args:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(request.build_args.items()))
         console.print(f"  build args: {shown}", markup=False)
@@ -94,7 +113,15 @@ def _build(
         if not options.quiet:
             console.out(f"  {line}", highlight=False)
 
-    return builds.build(docker, request, on_line=echo)
+    try:
+        return builds.build(docker, request, on_line=echo)
+    except BuildFailed as exc:
+        if options.quiet:
+            raise
+        # The failing step streamed above already: the error line names it, without a second copy.
+        again = BuildFailed(exc.message, argv=exc.argv, returncode=exc.returncode, output=exc.output)
+        again.detail = ""
+        raise again from None
 
 
 def _print_summary(result: BuildResult, console: Console) -> None:
@@ -176,13 +203,14 @@ def verify(settings: config.Settings, request: VerifyRequest, console: Console) 
     """Run the image checklist (building first unless an image is given); raise when any check fails."""
     options = VerifyOptions(skip=request.skip, only=request.only)
     selected_checks(settings, options)  # reject unknown ids before a long build
+    print_project(settings, console)
     built = None
     ref = request.image
     result: Report | None = None
     if ref is None:
         build_options = BuildOptions(quiet=request.quiet_build, clean_checkout=settings.verify.clean_checkout)
         try:
-            built = build_image(settings, build_options, console)
+            built = build_image(settings, build_options, console, header=False)
             ref = built.tags[0]
         except BuildFailed as exc:
             result = build_failed_report(settings, exc, options)
@@ -226,6 +254,7 @@ def size_report(
     settings: config.Settings, options: SizeReportOptions, console: Console
 ) -> size_model.SizeReport:
     """Where the image's bytes are; fails when over budget or a layer grew past the threshold."""
+    print_project(settings, console)
     result = sizes.size_report(
         engine.connect(settings.docker),
         settings,
@@ -245,6 +274,7 @@ def compose_build(
     settings: config.Settings, files: Sequence[str], options: stacks.ComposeOptions, console: Console
 ) -> stacks.StackBuild:
     """Build every `build:` service of the compose file, each shared build once."""
+    print_project(settings, console)
     return stacks.compose_build(
         engine.connect(settings.docker), settings, files, console=console, options=options
     )
@@ -259,6 +289,7 @@ def verify_compose(
 ) -> Report:
     """compose-build, each service's command, and the image checklist on each distinct image."""
     checks = VerifyOptions(skip=request.skip, only=request.only)
+    print_project(settings, console)
     result = compose_checks.verify_compose(
         engine.connect(settings.docker), settings, files, console=console, options=options, checks=checks
     )
@@ -267,7 +298,9 @@ def verify_compose(
 
 def update_lock(settings: config.Settings, *, check: bool, console: Console) -> None:
     """`uv lock`, or with `check`, fail unless uv.lock is current and committed."""
+    print_project(settings, console)
     if check:
-        console.print(f"[green]ok[/] {lock.check(settings.project_dir)}")
+        message = lock.check(settings.workspace_dir, lock_command=settings.lock_command)
+        console.print(f"[green]ok[/] {message}")
     else:
-        console.print(lock.lock(settings.project_dir))
+        console.print(lock.lock(settings.workspace_dir))

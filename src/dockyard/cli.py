@@ -16,6 +16,7 @@ from rich.markup import escape
 from dockyard import __version__, actions, config
 from dockyard.build import stack as stacks
 from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
+from dockyard.project import workspace
 
 EXIT_INTERRUPTED = 130
 
@@ -83,6 +84,15 @@ def _add_push(commands: Any) -> None:
     push.add_argument("--markdown", type=Path, metavar="PATH")
 
 
+def _layout_options(command: argparse.ArgumentParser) -> None:
+    """--dockerfile, --context, --target: over `[tool.dockyard]` and what dockyard discovers."""
+    command.add_argument(
+        "--dockerfile", "-f", type=Path, metavar="PATH", help="Dockerfile (default: discovered; see README)"
+    )
+    command.add_argument("--context", type=Path, metavar="DIR", help="build context (default: discovered)")
+    command.add_argument("--target", metavar="STAGE", help="Dockerfile stage to build")
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="dockyard", description="The container image lifecycle for uv services.")
     top.add_argument("--version", action="version", version=f"dockyard {__version__}")
@@ -93,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--tag", action="append", default=[], help="tag instead of version/sha")
     build.add_argument("--build-arg", action="append", type=_key_value, default=[])
     build.add_argument("--no-cache", action="store_true")
-    build.add_argument("--target")
+    _layout_options(build)
     build.add_argument("--platform")
     build.add_argument("--quiet", action="store_true", help="no live build progress")
     build.add_argument("--builder", help="buildx builder (e.g. a remote BuildKit)")
@@ -118,6 +128,7 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--junit", type=Path, metavar="PATH")
     verify.add_argument("--markdown", type=Path, metavar="PATH")
     verify.add_argument("--show-build", action="store_true", help="show the live build progress")
+    _layout_options(verify)
 
     size = commands.add_parser("size-report", help="where the bytes are: layers, distributions, delta, waste")
     size.add_argument("image", nargs="?", help="image (default: the project's image, latest build)")
@@ -151,6 +162,24 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _settings(args: argparse.Namespace) -> config.Settings:
+    """The project's settings with the command line's layout flags; `verify IMAGE` outside any project
+    checks the image alone."""
+    overrides = config.Overrides(
+        dockerfile=getattr(args, "dockerfile", None),
+        context=getattr(args, "context", None),
+        target=getattr(args, "target", None),
+    )
+    image = getattr(args, "image", None) or getattr(args, "image_option", None)
+    if args.command == "verify" and image and args.project is None:
+        start = Path.cwd().resolve()
+        if workspace.nearest_project(start) is None:
+            if overrides != config.Overrides():
+                raise UsageError("--dockerfile, --context and --target need a project: pass --project DIR")
+            return config.image_only(image, start=start)
+    return config.load(args.project, overrides=overrides)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     console = make_console()
@@ -172,13 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = namespace
 
     def dispatch() -> None:
-        settings = config.load(args.project)
+        settings = _settings(args)
         if args.command == "build":
             options = actions.BuildOptions(
                 tags=args.tag,
                 build_args=dict(args.build_arg),
                 no_cache=args.no_cache,
-                target=args.target,
                 platform=args.platform,
                 quiet=args.quiet,
                 builder=args.builder,

@@ -47,11 +47,25 @@ def _option(c: Context, name: str, value: Any) -> Any:
     return c.config.dockyard[name] if value is None else value
 
 
-def _settings(c: Context) -> config.Settings:
+def _settings(
+    c: Context, dockerfile: str | None = None, context: str | None = None, target: str | None = None
+) -> config.Settings:
     """The project: `dockyard.project` in Invoke's config, else where Invoke found tasks.py (so
-    `invoke -r DIR ...` works on DIR), else the current directory."""
+    `invoke -r DIR ...` works on DIR), else the current directory. Advice names `invoke` commands."""
     project = c.config.dockyard.project or getattr(c.config, "_project_prefix", None)
-    return config.load(Path(project) if project else None)
+    overrides = config.Overrides(
+        dockerfile=Path(dockerfile) if dockerfile else None,
+        context=Path(context) if context else None,
+        target=target,
+    )
+    return config.load(Path(project) if project else None, overrides=overrides, door="invoke")
+
+
+_LAYOUT_HELP = {
+    "dockerfile": "Dockerfile to build (default: discovered; see the README's Project layouts)",
+    "context": "build context directory (default: discovered)",
+    "target": "Dockerfile stage to build",
+}
 
 
 @task(
@@ -63,7 +77,7 @@ def _settings(c: Context) -> config.Settings:
         "tag": "tag to apply instead of <image>:<version> and <image>:<sha> (repeatable)",
         "build-arg": "KEY=VALUE build arg (repeatable), over [tool.dockyard] build-args",
         "no-cache": "build without BuildKit's cache",
-        "target": "Dockerfile stage to build",
+        **_LAYOUT_HELP,
         "platform": "target platform, e.g. linux/amd64",
         "quiet": "hide the live build progress",
     },
@@ -80,6 +94,8 @@ def build(
     builder: str | None = None,
     cache_from: list[str] | None = None,
     cache_to: list[str] | None = None,
+    dockerfile: str | None = None,
+    context: str | None = None,
 ) -> None:
     """Build the project's image with BuildKit: tags, labels, build args, CA secret."""
     args = dict(item.partition("=")[::2] for item in build_arg or [])
@@ -87,14 +103,13 @@ def build(
         tags=tag or [],
         build_args=args,
         no_cache=_option(c, "no_cache", no_cache),
-        target=target,
         platform=platform,
         quiet=_option(c, "quiet", quiet),
         builder=builder,
         cache_from=cache_from or [],
         cache_to=cache_to or [],
     )
-    actions.build_image(_settings(c), options, make_console())
+    actions.build_image(_settings(c, dockerfile, context, target), options, make_console())
 
 
 @task(
@@ -133,6 +148,7 @@ def push(
         "json": "write the results as JSON to this path",
         "junit": "write JUnit XML to this path",
         "markdown": "write a Markdown summary to this path",
+        **_LAYOUT_HELP,
     },
 )
 @_door
@@ -144,6 +160,9 @@ def verify(
     json: str | None = None,
     junit: str | None = None,
     markdown: str | None = None,
+    dockerfile: str | None = None,
+    context: str | None = None,
+    target: str | None = None,
 ) -> None:
     """Run the image checklist on the project's image (built first) or on --image."""
     request = actions.VerifyRequest(
@@ -154,7 +173,7 @@ def verify(
         junit_path=Path(junit) if junit else None,
         markdown_path=Path(markdown) if markdown else None,
     )
-    actions.verify(_settings(c), request, make_console())
+    actions.verify(_settings(c, dockerfile, context, target), request, make_console())
 
 
 @task(

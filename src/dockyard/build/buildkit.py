@@ -60,12 +60,25 @@ class Step:
         return count
 
     @property
-    def installs_dependencies(self) -> bool:
-        """Whether this step installed dependencies, not just the project itself.
+    def installed(self) -> tuple[tuple[str, bool], ...]:
+        """(name, from a local path) of each package uv listed as installed (` + name==version`)."""
+        found = []
+        for line in self.log:
+            if match := _UV_ADDED.search(line):
+                found.append((match.group(1), "file://" in match.group(2)))
+        return tuple(found)
 
-        From the step's own summary when it has one; a step whose log went to another build that
-        shared it (BuildKit merges identical concurrent steps) is judged by its command instead.
+    @property
+    def installs_dependencies(self) -> bool:
+        """Whether this step installed dependencies, not just the project's own packages.
+
+        From uv's list of what it installed (a package from a local path, such as a workspace member,
+        is the project's own), else the step's summary (more than one package: the project alone is
+        one); a step whose log went to another build that shared it (BuildKit merges identical
+        concurrent steps) is judged by its command instead.
         """
+        if listed := self.installed:
+            return any(not local for _, local in listed)
         if self.installed_packages:
             return self.installed_packages > 1
         return bool(_INSTALL_COMMAND.search(self.name)) and "--no-deps" not in self.name
@@ -73,6 +86,7 @@ class Step:
 
 _INSTALL_COMMAND = re.compile(r"\b(uv sync|uv pip install|pip3? install|poetry install|pdm install)\b")
 _UV_INSTALLED = re.compile(r"\bInstalled (\d+) packages? in ")
+_UV_ADDED = re.compile(r"(?:^|\s)\+ ([A-Za-z0-9][A-Za-z0-9._-]*)(?:==| @ )(.*)$")
 _PIP_INSTALLED = re.compile(r"\bSuccessfully installed (.+)$")
 
 
@@ -152,15 +166,20 @@ def request_for(
 ) -> BuildRequest:
     """The build request for a project's image, from its settings and the git state."""
     environ = os.environ if environ is None else environ
-    state = state or git.state(settings.project_dir)
+    if not settings.has_project:
+        raise UsageError("no project to build: run dockyard in a uv project, or pass --project DIR")
+    settings.require_layout("dockerfile", "context")
     if not settings.dockerfile.is_file():
         raise UsageError(
-            f"Dockerfile {settings.dockerfile} does not exist: fix `dockerfile` in [tool.dockyard]"
+            f"Dockerfile {settings.dockerfile} does not exist: fix --dockerfile or `dockerfile` in "
+            "[tool.dockyard]"
         )
     if not settings.context.is_dir():
         raise UsageError(
-            f"build context {settings.context} is not a directory: fix `context` in [tool.dockyard]"
+            f"build context {settings.context} is not a directory: fix --context or `context` in "
+            "[tool.dockyard]"
         )
+    state = state or git.state(settings.build_root)
     secrets = {settings.ca_secret_id: settings.ca_bundle} if settings.ca_bundle else {}
     args = {**settings.build_args, **(build_args or {})}
     base = dockerfile.parse(settings.dockerfile).final_base(args)
