@@ -39,3 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason=f"no Docker engine: {problem}")
     for item in needs_engine:
         item.add_marker(skip)
+
+
+# The fixtures are projects of their own (with their own tests and dependencies), not dockyard's tests.
+collect_ignore = ["fixtures"]

@@ -92,6 +92,7 @@ class SizeSettings:
 class ComposeSettings:
     files: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
+    allow_contexts: tuple[str, ...] = ()  # build contexts outside the repository compose may use
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,7 @@ _SIZE_KEYS: dict[str, tuple[str, Reader]] = {
 _COMPOSE_KEYS: dict[str, tuple[str, Reader]] = {
     "files": ("files", _str_list),
     "profiles": ("profiles", _str_list),
+    "allow-contexts": ("allow_contexts", _str_list),
 }
 
 

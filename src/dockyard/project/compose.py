@@ -23,6 +23,7 @@ from dockyard import process
 from dockyard.config import Settings
 from dockyard.engine import Engine
 from dockyard.errors import EngineUnavailable, UsageError
+from dockyard.project.discover import confine_compose
 
 CONFIG_TIMEOUT = 120.0
 
@@ -330,7 +331,10 @@ def resolve(
         doc = json.loads(done.stdout)
     except json.JSONDecodeError:
         raise UsageError(f"`docker compose config` printed no JSON: {_last_line(done.stdout)}") from None
-    return parse_model(doc, files)
+    model = parse_model(doc, files)
+    contexts = {s.name: s.build.context for s in model.services if s.build is not None}
+    confine_compose(contexts, settings.project_dir, settings.workspace_dir, settings.compose.allow_contexts)
+    return model
 
 
 def _shown(path: Path, base: Path) -> str:

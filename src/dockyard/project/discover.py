@@ -588,9 +588,34 @@ def _context(state: _State, dockerfile: Path, build: ComposeBuild | None) -> tup
     return home, "discovered: the project's directory", False
 
 
+def outside(context: Path, bound: Path) -> bool:
+    """Whether a build context reaches beyond `bound` (the repository): `/`, or a directory not in it."""
+    return context == Path("/") or not context.is_relative_to(bound)
+
+
+def confine_compose(
+    contexts: Mapping[str, Path], project_dir: Path, workspace_root: Path, allowed: Sequence[str]
+) -> None:
+    """Refuse compose build contexts (service -> context) outside the project's git repository (or
+    workspace), or `/`, unless `[tool.dockyard.compose] allow-contexts` names them."""
+    bound = git.toplevel(project_dir) or workspace_root
+    permitted = {(project_dir / a).resolve() for a in allowed}
+    for service, context in contexts.items():
+        if outside(context, bound) and context.resolve() not in permitted:
+            what = (
+                "the git repository"
+                if bound != workspace_root or git.toplevel(project_dir)
+                else "the workspace"
+            )
+            raise ConfigError(
+                f"service {service!r}: build context {context} is outside {what} at {bound}: dockyard "
+                f"builds only what the repository holds; list it in [tool.dockyard.compose] allow-contexts "
+                "to build it anyway"
+            )
+
+
 def _confine(state: _State, context: Path, explicit: bool, source: str) -> None:
-    outside = context == Path("/") or not context.is_relative_to(state.bound)
-    if not outside or explicit:
+    if not outside(context, state.bound) or explicit:
         return
     what = "the git repository" if state.repository else "the workspace"
     state.problems["context"] = (
