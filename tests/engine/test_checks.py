@@ -198,7 +198,7 @@ def test_dev_packages_in_the_venv_fail_both_package_checks(docker: engine.Engine
     assert "iniconfig" in results["no-dev-packages"].evidence
     assert "/app/.venv/" in results["no-dev-packages"].evidence
     assert results["locked-runtime"].outcome is Outcome.FAIL
-    assert "not in uv.lock: iniconfig" in results["locked-runtime"].evidence
+    assert "development-only in uv.lock: iniconfig" in results["locked-runtime"].evidence
 
 
 # A dev package outside the venv: `pip list` in the venv would never show it.
@@ -391,7 +391,8 @@ def test_layer_cache_fails_when_the_dependency_layer_depends_on_the_source(
     settings, ref = variant("cachebust", {"Dockerfile": CACHE_BUSTER})
     result = run(docker, settings, ref, "layer-cache")["layer-cache"]
     assert result.outcome is Outcome.FAIL
-    assert "dependencies were installed again (3 packages" in result.evidence
+    # six and idna: the project itself, installed from the context, is no dependency
+    assert "dependencies were installed again (2 packages" in result.evidence
 
 
 def test_report_files_are_written_in_the_same_run(

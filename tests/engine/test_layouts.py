@@ -356,3 +356,17 @@ def test_compose_build_refuses_a_context_outside_the_repository_unless_allowed(
     model = compose.resolve(docker, dataclasses.replace(settings, compose=allowed), ())
     assert model.services[0].build is not None
     assert model.services[0].build.context == Path("/")
+
+
+def test_a_failing_build_is_printed_once(tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "broken"\nversion = "1"\ndependencies = []\n')
+    (root / "Dockerfile").write_text(
+        'ARG PYTHON_IMAGE=python:3.13-slim\nFROM ${PYTHON_IMAGE}\nRUN echo "$((6 * 7)) failing" && exit 3\n'
+    )
+    done = cli("build", cwd=root, image=image_name("broken"))
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    assert output.count("42 failing") == 1, output
+    assert "exit code: 3" in done.stderr

@@ -138,6 +138,18 @@ def test_steps_record_cache_hits_and_errors() -> None:
         ("[deps 5/5] RUN uv sync --locked", (), True),  # its log went to a build that shared the step
         ("[project 3/3] RUN uv pip install --no-deps .", (), False),
         ("[app 2/2] RUN echo uv", (), False),
+        # uv's list of what it installed: a workspace's own members come from local paths
+        (
+            "[stage-1 5/6] RUN uv sync --frozen --package acme-api",
+            (
+                "0.52 Installed 2 packages in 3ms",
+                "0.52  + acme-api==0.3.0 (from file:///workspace/packages/api)",
+                "0.52  + acme-core==0.1.0 (from file:///workspace/packages/core)",
+            ),
+            False,
+        ),
+        # a virtual project's one dependency, installed again after `COPY .`
+        ("[stage-1 5/6] RUN uv sync --locked", ("0.4 Installed 1 package in 2ms", "0.4  + idna==3.20"), True),
     ],
 )
 def test_steps_that_install_dependencies(name: str, log: tuple[str, ...], installs: bool) -> None:

@@ -280,3 +280,53 @@ def test_lock_current_judges_what_the_lock_check_said(facts: Facts) -> None:
 def test_unknown_check_ids_are_rejected(facts: Facts) -> None:
     with pytest.raises(UsageError, match="unknown check id"):
         verify.selected_checks(facts.settings, verify.VerifyOptions(skip=("non-rot",)))
+
+
+def test_locked_runtime_tells_development_only_packages_from_unlocked_ones(facts: Facts) -> None:
+    assert facts.locked is not None
+    dev = next(iter(facts.locked.dev_only))
+    active_dists(facts).append({"name": dev, "version": facts.locked.dev_only[dev], "size": 1, "files": 1})
+    active_dists(facts).append({"name": "left-pad", "version": "1.0", "size": 1, "files": 1})
+    verdict = python_checks.check_locked_runtime(facts)
+    assert verdict.outcome is Outcome.FAIL
+    assert f"development-only in uv.lock: {dev} " in verdict.evidence
+    assert "not in uv.lock: left-pad" in verdict.evidence
+    assert dev not in verdict.evidence.split("not in uv.lock:")[1]
+
+
+def _without_nox(facts: Facts) -> None:
+    # The recorded image predates nox leaving its runtime environment; nox is a well-known dev tool.
+    for env in probe_of(facts)["environments"]:
+        env["distributions"] = [d for d in env["distributions"] if d["name"] != "nox"]
+
+
+def test_with_no_lock_dev_packages_are_judged_by_name(facts: Facts) -> None:
+    _without_nox(facts)
+    no_lock = dataclasses.replace(facts, locked=None, unavailable={"locked": "no project, so no uv.lock"})
+    assert python_checks.check_no_dev_packages(no_lock).outcome is Outcome.PASS
+    active_dists(facts).append({"name": "pytest-cov", "version": "7.0", "size": 1, "files": 1})
+    verdict = python_checks.check_no_dev_packages(no_lock)
+    assert verdict.outcome is Outcome.FAIL
+    assert "no project, so no uv.lock: judged by name" in verdict.evidence
+    assert "pytest-cov 7.0" in verdict.evidence
+    errored = dataclasses.replace(facts, locked=None, errors={"locked": "uv.lock: not valid TOML"})
+    assert python_checks.check_no_dev_packages(errored).outcome is Outcome.ERROR
+
+
+def test_a_check_whose_facts_do_not_apply_is_skipped_with_the_reason(facts: Facts) -> None:
+    _without_nox(facts)
+    by_id = {c.id: c for c in checks.CHECKS}
+    facts.unavailable.update({"locked": "no uv.lock here", "lock_status": "no project"})
+    facts.locked = None
+    result = verify._judge(by_id["locked-runtime"], facts)
+    assert (result.outcome, result.evidence) == (Outcome.SKIP, "no uv.lock here")
+    assert verify._judge(by_id["lock-current"], facts).outcome is Outcome.SKIP
+    assert verify._judge(by_id["no-dev-packages"], facts).outcome is Outcome.PASS  # judged by name
+
+
+def test_default_imports_are_the_modules_the_source_holds(facts: Facts) -> None:
+    imports, how = verify.default_imports(facts.settings, facts.image, None)
+    assert imports == ("dockyard",)
+    assert how == "inferred from uv_build's module-name"
+    configured = with_verify(facts, imports=("json",))
+    assert verify.default_imports(configured.settings, facts.image, None) == (("json",), None)

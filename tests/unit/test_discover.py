@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import config
+from dockyard import cli, config
 from dockyard.errors import ConfigError, UsageError
 from dockyard.project import discover, workspace
 from dockyard.project.dockerfile import parse as parse_dockerfile
@@ -426,3 +426,13 @@ def test_an_image_alone_needs_no_project(tmp_path: Path) -> None:
     assert settings.image == "registry.example/team/api"
     assert settings.size_budget == 500_000_000
     assert settings.inferred[0].line().startswith(f"project: none (no pyproject.toml in {tmp_path} or above)")
+
+
+def test_layout_flags_outside_any_project_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["verify", "some/image:1", "--dockerfile", "Dockerfile"]) == 2
+    assert "--dockerfile, --context and --target need a project" in capsys.readouterr().err
+    assert cli.main(["build"]) == 2
+    assert f"no pyproject.toml in {tmp_path} or above" in capsys.readouterr().err

@@ -71,3 +71,42 @@ def test_search_root_names_the_project(project: Path, tmp_path_factory: pytest.T
     assert done.returncode == 0, done.stderr
     assert (project / "uv.lock").is_file()
     assert not (elsewhere / "uv.lock").exists()
+
+
+def test_lock_advice_names_the_invoke_door(project: Path) -> None:
+    assert _invoke(project, "lock").returncode == 0
+    subprocess.run(["git", "-C", str(project), "add", "."], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(project),
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-qm",
+            "x",
+        ],
+        check=True,
+    )
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("dependencies = []", 'dependencies = ["six"]'))
+    done = _invoke(project, "lock", "--check")
+    assert done.returncode == 1
+    assert "run `invoke lock` and commit uv.lock" in done.stderr
+    assert "dockyard lock" not in done.stderr
+
+
+@pytest.mark.parametrize("task", ["build", "verify"])
+def test_layout_options_are_on_build_and_verify(task: str) -> None:
+    arguments = {arg.name for arg in ns.tasks[task].get_arguments()}
+    assert {"dockerfile", "context", "target"} <= arguments
+
+
+def test_a_dockerfile_option_that_names_nothing_is_one_line(project: Path) -> None:
+    done = _invoke(project, "build", "--dockerfile", "nope.Dockerfile")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "nope.Dockerfile does not exist: fix --dockerfile" in done.stderr
