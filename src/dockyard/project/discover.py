@@ -432,6 +432,35 @@ def _fits(state: _State, build: ComposeBuild, package: Package | None) -> bool:
     return build.context.is_relative_to(home) or build.dockerfile.is_relative_to(home)
 
 
+def _best(builds: dict[Any, ComposeBuild], ws: Workspace) -> dict[Any, ComposeBuild]:
+    """The builds most clearly of this uv project: those tied to a workspace member (in its directory,
+    or installing it with `uv sync --package`), then those that run uv at all, then the rest."""
+
+    def score(build: ComposeBuild) -> int:
+        for path in (build.dockerfile.parent, build.context):
+            member = ws.member_holding(path)
+            if member is not None and member.directory != ws.root:
+                return 2
+        parsed = _parse_quietly(build.dockerfile)
+        if parsed is None:
+            return 0
+        if any(flag == "--package" and ws.member(v) for flag, v in uv_sync_targets(parsed)):
+            return 2
+        runs_uv = any(
+            k == "RUN" and re.search(r"\buv\s+(sync|pip)\b", rest) for k, rest in parsed.instructions
+        )
+        reads_lock = any(
+            PurePosixPath(s).name in ("uv.lock", "pyproject.toml") for s in context_sources(parsed)
+        )
+        return 1 if runs_uv or reads_lock else 0
+
+    if len(builds) < 2:
+        return builds
+    scores = {key: score(build) for key, build in builds.items()}
+    top = max(scores.values())
+    return {key: build for key, build in builds.items() if scores[key] == top}
+
+
 def _installs(path: Path, package: Package) -> bool:
     try:
         targets = uv_sync_targets(parse_dockerfile(path))
@@ -452,7 +481,7 @@ def _dockerfile(state: _State, package: Package | None) -> tuple[Path, ComposeBu
     compose = _compose(state)
     if compose is not None and compose.builds:
         fitting = [b for b in compose.builds if _fits(state, b, package) and b.dockerfile.is_file()]
-        distinct = {b.key(): b for b in fitting}
+        distinct = _best({b.key(): b for b in fitting}, state.workspace)
         if len(distinct) == 1:
             build = next(iter(distinct.values()))
             return build.dockerfile, build, f"discovered: {compose.files} service {build.service}"

@@ -129,16 +129,14 @@ def check(project_dir: Path, *, lock_command: str = "dockyard lock") -> str:
         reason = _reason(done)
         if _STALE.search(text):
             raise LockStale(
-                f"uv.lock is out of date with pyproject.toml: run `{lock_command}` and commit uv.lock",
-                detail=done.output,
+                f"uv.lock is out of date with pyproject.toml: run `{lock_command}` and commit uv.lock"
             )
         if _UNRESOLVABLE.search(text) and not (_NETWORK.search(text) or _OFFLINE.search(text)):
             raise LockStale(
                 f"uv.lock does not match pyproject.toml, and uv cannot resolve it anew ({reason}): fix "
-                f"the requirements, then run `{lock_command}`",
-                detail=done.output,
+                f"the requirements, then run `{lock_command}`"
             )
-        raise LockCheckFailed(f"uv could not check uv.lock: {reason}", detail=done.output)
+        raise LockCheckFailed(f"uv could not check uv.lock: {reason}")
     if not git.is_tracked(project_dir, "uv.lock"):
         raise LockStale("uv.lock is not tracked by git: run `git add uv.lock` and commit it")
     if git.has_uncommitted_changes(project_dir, "uv.lock"):
@@ -166,22 +164,31 @@ def _compatible_python(root: Path, message: str = "") -> str | None:
             wanted &= SpecifierSet(text)
         except InvalidSpecifier:
             continue
-    for candidate in _python_candidates():
+    for candidate, named in _python_candidates():
+        if named is not None and not _may_satisfy(named, wanted):
+            continue  # its name says the version: no need to start it
         version = _python_version(candidate)
         if version is not None and wanted.contains(version, prereleases=True):
             return candidate
     return None
 
 
-def _python_candidates() -> list[str]:
-    found = [sys.executable]
+def _may_satisfy(named: str, wanted: SpecifierSet) -> bool:
+    """Whether some release of `named` (3.13, or 3.13.0) can satisfy `wanted`."""
+    if named.count(".") >= 2:
+        return wanted.contains(named, prereleases=True)
+    return any(wanted.contains(f"{named}.{patch}", prereleases=True) for patch in range(0, 40))
+
+
+def _python_candidates() -> list[tuple[str, str | None]]:
+    """Interpreters to try, with the version their path names (None: unknown until started)."""
+    found: list[tuple[str, str | None]] = [(sys.executable, None)]
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         if not directory or "shims" in Path(directory).parts:
             continue
-        found += sorted(
-            (str(p) for p in Path(directory).glob("python3.*") if re.fullmatch(r"python3\.\d+", p.name)),
-            reverse=True,
-        )
+        for path in sorted(Path(directory).glob("python3.*"), reverse=True):
+            if match := re.fullmatch(r"python(3\.\d+)", path.name):
+                found.append((str(path), match.group(1)))
     homes = [
         Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions",
         Path(os.environ.get("UV_PYTHON_INSTALL_DIR") or Path.home() / ".local/share/uv/python"),
@@ -189,7 +196,9 @@ def _python_candidates() -> list[str]:
     ]
     for home in homes:
         if home.is_dir():
-            found += sorted((str(p) for p in home.glob("*/bin/python3")), reverse=True)
+            for path in sorted(home.glob("*/bin/python3"), reverse=True):
+                match = re.search(r"(\d+\.\d+(\.\d+)?)", path.parent.parent.name)
+                found.append((str(path), match.group(1) if match else None))
     return list(dict.fromkeys(found))
 
 
