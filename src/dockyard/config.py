@@ -541,6 +541,31 @@ def _settings(
     )
 
 
+def for_build(settings: Settings, dockerfile: Path, context: Path) -> Settings:
+    """The settings of one build of the project (a compose service's): its Dockerfile and context, and
+    the package it makes an image of (in a workspace, the member it installs or lives in)."""
+    problems = {k: v for k, v in settings.problems.items() if k not in ("dockerfile", "context", "package")}
+    moved = replace(
+        settings, dockerfile=dockerfile, context=context, context_explicit=True, problems=problems
+    )
+    if not settings.has_project:
+        return moved
+    ws = workspaces.find(settings.project_dir)
+    package, _ = discovery.package_for_build(ws, settings.project_dir, dockerfile, context)
+    if package is None:
+        return replace(moved, problems={**problems, "package": settings.problems.get("package", "")})
+    modules = workspaces.source_modules(package)
+    return replace(
+        moved,
+        project_name=package.name,
+        project_version=package.version,
+        package_dir=package.directory,
+        virtual=package.virtual,
+        modules=modules.modules,
+        modules_how=modules.how,
+    )
+
+
 def _image_name(name: str) -> str:
     """A valid image name from a project name: lowercase, runs of other characters as one dash."""
     return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "app"

@@ -580,7 +580,8 @@ def _package_from_build(
     for path in (build.dockerfile.parent, build.context) if build else ():
         member = ws.member_holding(path)
         if member is not None and member.directory != ws.root:
-            return member, f"discovered: compose service {build.service if build else ''} builds it"
+            service = f"compose service {build.service}" if build and build.service else "the build"
+            return member, f"discovered: {service} builds it"
     for flag, value in targets:
         if flag in ("--project", "--directory"):
             tail = PurePosixPath(value.rstrip("/"))
@@ -591,6 +592,26 @@ def _package_from_build(
     holder = ws.member_holding(dockerfile.parent) if dockerfile.is_file() else None
     if holder is not None and holder.directory != ws.root:
         return holder, f"discovered: {shown_file} is in it"
+    return None, ""
+
+
+def package_for_build(
+    workspace: Workspace, project_dir: Path, dockerfile: Path, context: Path
+) -> tuple[Package | None, str]:
+    """The package a given build (a compose service's, say) makes an image of, and why: the member it
+    installs or lives in, else the project dockyard runs in, else the root's own or the only one."""
+    state = _State(project_dir, workspace, workspace.root, None, Requested())
+    build = ComposeBuild("", context, dockerfile)
+    found = _package_from_build(state, dockerfile, build)
+    if found[0] is not None:
+        return found
+    here = workspace.member_holding(project_dir)
+    if here is not None:
+        return here, "discovered: the project dockyard runs in"
+    if workspace.root_package is not None:
+        return workspace.root_package, "discovered: the workspace root's project"
+    if len(workspace.members) == 1:
+        return workspace.members[0], "discovered: the workspace's only member"
     return None, ""
 
 

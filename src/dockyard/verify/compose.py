@@ -15,7 +15,7 @@ from rich.console import Console
 
 from dockyard.build.stack import ComposeOptions, ServiceBuild, StackBuild, compose_build
 from dockyard.build.stack import secret_files as _secret_files
-from dockyard.config import Settings
+from dockyard.config import Settings, for_build
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError
 from dockyard.image import metadata as images
@@ -233,9 +233,7 @@ def image_settings(settings: Settings, group: BuildGroup, secrets: Mapping[str, 
     spec = group.spec
     others = tuple(path for secret_id, path in secrets.items() if secret_id != settings.ca_secret_id)
     return replace(
-        settings,
-        dockerfile=spec.dockerfile,
-        context=spec.context,
+        for_build(settings, spec.dockerfile, spec.context),
         target=spec.target,
         platform=spec.platform,
         build_args=dict(spec.args),
@@ -255,12 +253,9 @@ def _verify_images(
     results: list[CheckResult] = []
     for group, built in zip(stack.groups, stack.builds, strict=True):
         ref = built.tags[0]
-        skip = options.skip
-        if not group.spec.context.is_relative_to(settings.project_dir):
-            skip = (*skip, "layer-cache")  # the scratch rebuild copies the project directory only
         with _secret_files(group, environ) as secrets:
             scoped = image_settings(settings, group, secrets)
-            report = verify.verify_image(engine, scoped, ref, replace(options, skip=skip, build=built))
+            report = verify.verify_image(engine, scoped, ref, replace(options, build=built))
         results += [replace(r, subject=ref) for r in report.results]
     return results
 

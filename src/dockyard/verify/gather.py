@@ -202,6 +202,12 @@ def _not_applicable(facts: Facts) -> None:
         facts.errors["locked"] = settings.problems["package"]
     if settings.has_project and "dockerfile" in settings.problems:
         facts.errors["cache"] = settings.problems["dockerfile"]
+    elif settings.has_project and discovery.outside(
+        settings.build_root, settings.repository or settings.workspace_dir
+    ):
+        facts.unavailable["cache"] = (
+            f"the build reads {settings.build_root}, beyond the repository: no scratch copy is made of it"
+        )
 
 
 def default_imports(
