@@ -436,3 +436,20 @@ def test_layout_flags_outside_any_project_are_one_line(
     assert "--dockerfile, --context and --target need a project" in capsys.readouterr().err
     assert cli.main(["build"]) == 2
     assert f"no pyproject.toml in {tmp_path} or above" in capsys.readouterr().err
+
+
+def test_each_build_is_judged_against_the_package_it_makes(tmp_path: Path) -> None:
+    files = {
+        **WORKSPACE,
+        "packages/api/Dockerfile": "FROM python\nRUN uv sync --package acme-api\n",
+        "packages/core/Dockerfile": "FROM python\nCOPY . /app\n",
+    }
+    root = tree(tmp_path, files)
+    settings = load(root)
+    assert "dockerfile" in settings.problems  # two members' Dockerfiles fit equally
+    api = config.for_build(settings, root / "packages" / "api" / "Dockerfile", root)
+    core = config.for_build(settings, root / "packages" / "core" / "Dockerfile", root / "packages" / "core")
+    assert (api.project_name, api.package_path) == ("acme-api", root / "packages" / "api")
+    assert (core.project_name, core.package_path) == ("acme-core", root / "packages" / "core")
+    assert not api.problems
+    assert [m.name for m in api.modules or ()] == ["acme_api"]
