@@ -408,7 +408,7 @@ def _early_package(state: _State) -> tuple[Package | None, str]:
     if here is not None and here.directory == state.project_dir and here.directory != ws.root:
         return here, "discovered: the workspace member dockyard runs in"
     if not ws.declared and here is not None:
-        return here, "discovered: pyproject.toml"
+        return here, "discovered: [project] in pyproject.toml"
     return None, ""
 
 
