@@ -150,6 +150,7 @@ def push(settings: config.Settings, options: PushOptions, console: Console) -> l
     for path in (options.json_path, options.markdown_path):
         if path is not None:
             _check_writable(path)
+    print_project(settings, console)
     docker = engine.connect(settings.docker)
     image_id, targets = pushes.plan(docker, settings, options.image, options.to)
     console.print(
