@@ -69,6 +69,9 @@ class VerifySettings:
     imports: tuple[str, ...] | None = None  # None: the project's own top-level package
     smoke: tuple[SmokeCommand, ...] = ()
     healthcheck_timeout: float = 60.0
+    # Seconds a container must stay running and healthy after its first `healthy`; None: three more
+    # probes of the accelerated health probing (about 2 s), 0: no settle window.
+    healthcheck_settle: float | None = None
     env: Mapping[str, str] = field(
         default_factory=lambda: {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     )
@@ -110,7 +113,7 @@ class Settings:
     ca_bundle: Path | None = None
     ca_secret_id: str = "ca_bundle"
     size_budget: int = 500_000_000
-    service: bool = True
+    service: bool | None = None  # None: inferred from the image (EXPOSE, HEALTHCHECK, a server command)
     docker: str | None = None
     builder: str | None = None
     cache_from: tuple[str, ...] = ()
@@ -284,6 +287,7 @@ _VERIFY_KEYS: dict[str, tuple[str, Reader]] = {
     "imports": ("imports", _str_list),
     "smoke": ("smoke", _smoke),
     "healthcheck-timeout": ("healthcheck_timeout", _number),
+    "healthcheck-settle": ("healthcheck_settle", _number),
     "env": ("env", _str_table),
     "ports": ("ports", _int_list),
     "forbidden": ("forbidden", _str_list),

@@ -249,17 +249,18 @@ def test_smoke_fails_on_unexpected_output(
     assert "expected 'something else'" in result.evidence
 
 
+# The app marks itself up in /tmp; the test reads the mark, so it fails where the app is not started.
 SERVICE = """\
 FROM {good}
 HEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD ["python", "-c", "{probe}"]
-CMD ["python", "-c", "import time; print('serving', flush=True); time.sleep(300)"]
+CMD ["python", "-c", "import os, time; print('serving', flush=True); os.mkdir('/tmp/up'); time.sleep(300)"]
 """
 
 
 @pytest.mark.parametrize(
     ("probe", "outcome", "evidence"),
     [
-        ("raise SystemExit(0)", Outcome.PASS, "healthy after"),
+        ("import os; raise SystemExit(0 if os.path.isdir('/tmp/up') else 1)", Outcome.PASS, "healthy after"),
         ("print('db down'); raise SystemExit(1)", Outcome.FAIL, "unhealthy after"),
     ],
 )

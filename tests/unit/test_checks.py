@@ -250,8 +250,10 @@ def test_healthcheck_outcomes(facts: Facts, status: str, outcome: Outcome, evide
     healthcheck = {"Test": ["CMD", "python", "-c", "ping()"], "Interval": 30_000_000_000}
     image = dataclasses.replace(facts.image, healthcheck=healthcheck)
     health = HealthOutcome(status=status, seconds=1.5, log=("exit 1: refused",), exit_code=3)
+    # The probe ran the test once where the app was not started, and it failed: not vacuous.
+    probe = {**probe_of(facts), "commands": [{"argv": ["python", "-c", "ping()"], "returncode": 1}]}
     verdict = runtime_checks.check_healthcheck(
-        dataclasses.replace(facts, settings=service, image=image, health=health)
+        dataclasses.replace(facts, settings=service, image=image, health=health, probe=probe)
     )
     assert verdict.outcome is outcome
     assert evidence in verdict.evidence

@@ -44,11 +44,14 @@ def skipped(evidence: str) -> Verdict:
 
 @dataclass(frozen=True)
 class HealthOutcome:
-    status: str  # healthy, unhealthy, starting (timed out), exited, none
-    seconds: float
+    status: str  # healthy (at least once), unhealthy, starting (timed out), exited, none
+    seconds: float  # until the first `healthy`, else until the watch ended
     log: tuple[str, ...] = ()  # the healthcheck's own output, newest last
     container_log: tuple[str, ...] = ()  # tail of the container's output
-    exit_code: int | None = None
+    exit_code: int | None = None  # when the container had stopped
+    settled: float = 0.0  # seconds watched after the first `healthy`
+    settle_probes: int = 0  # probes finished in that time
+    lost: str | None = None  # "exited" or "unhealthy": what happened within the settle window
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import docker.errors
 from dockyard import git
 from dockyard.build import buildkit as builds
 from dockyard.config import Settings
-from dockyard.engine import Engine
+from dockyard.engine import Engine, first_line
 from dockyard.errors import BuildFailed, DockyardError, UsageError
 from dockyard.image import metadata as images
 from dockyard.project import discover as discovery
@@ -31,13 +31,11 @@ from dockyard.project import lock
 from dockyard.project.dockerfile import Dockerfile
 from dockyard.project.dockerfile import parse as parse_dockerfile
 from dockyard.results import CheckResult, Outcome, Report
-from dockyard.verify import checks, runner
+from dockyard.verify import checks, health, runner
 from dockyard.verify import facts as verdicts
 from dockyard.verify.checks import CHECKS
 from dockyard.verify.checks import files as file_checks
 from dockyard.verify.facts import CacheOutcome, Facts, HealthOutcome
-
-HEALTH_INTERVAL_NS = 500_000_000  # probe every 0.5 s instead of waiting out the image's interval
 
 
 @dataclass(frozen=True)
@@ -45,14 +43,46 @@ class VerifyOptions:
     skip: tuple[str, ...] = ()
     only: tuple[str, ...] = ()
     build: builds.BuildResult | None = None  # the build that produced the image, when verify built it
+    skip_reasons: Mapping[str, str] = field(default_factory=dict)  # id in `skip` -> why, when not asked
 
 
 def selected_checks(settings: Settings, options: VerifyOptions) -> list[verdicts.Check]:
+    """The checks that run: all, less the ones turned off, or only the ones asked for."""
+    turned_off = skipped_checks(settings, options)
+    return [c for c in CHECKS if c.id not in turned_off and (not options.only or c.id in options.only)]
+
+
+def skipped_checks(settings: Settings, options: VerifyOptions) -> dict[str, str]:
+    """Check id -> why it was turned off; each is still reported, as SKIP with that reason."""
     unknown = sorted({*options.skip, *options.only, *settings.verify.skip} - set(checks.CHECK_IDS))
     if unknown:
         raise UsageError(f"unknown check id(s) {', '.join(unknown)}; known: {', '.join(checks.CHECK_IDS)}")
-    skip = {*options.skip, *settings.verify.skip}
-    return [c for c in CHECKS if c.id not in skip and (not options.only or c.id in options.only)]
+    reasons = dict.fromkeys(settings.verify.skip, "turned off by [tool.dockyard.verify] skip")
+    reasons.update(
+        {i: options.skip_reasons.get(i, "turned off on the command line (--skip)") for i in options.skip}
+    )
+    return {i: reason for i, reason in reasons.items() if not options.only or i in options.only}
+
+
+def _row(check: verdicts.Check, verdict: verdicts.Verdict, subject: str, seconds: float = 0.0) -> CheckResult:
+    return CheckResult(
+        check.id, check.title, verdict.outcome, verdict.evidence, verdict.details, seconds, subject
+    )
+
+
+def _rows(
+    settings: Settings, options: VerifyOptions, subject: str, judge: Callable[[verdicts.Check], CheckResult]
+) -> tuple[CheckResult, ...]:
+    """One row per check in report order: judged, or SKIP with the reason it was turned off. Under
+    `--only`, the checks not asked for are left out (the report's meta says so)."""
+    turned_off = skipped_checks(settings, options)
+    rows = []
+    for check in CHECKS:
+        if check.id in turned_off:
+            rows.append(_row(check, verdicts.skipped(turned_off[check.id]), subject))
+        elif not options.only or check.id in options.only:
+            rows.append(judge(check))
+    return tuple(rows)
 
 
 def verify_image(engine: Engine, settings: Settings, image_ref: str, options: VerifyOptions) -> Report:
@@ -66,27 +96,37 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     imports, facts.imports_inferred = default_imports(settings, info, dockerfile)
     _not_applicable(facts)
     needs = {need for check in chosen for need in (*check.needs, *check.optional)}
+    spec = probe_spec(settings, info, imports)
+    test = _health_test(settings, info)
     gatherers: dict[str, Callable[[], Any]] = {
         "base": lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)),
-        "probe": lambda: runner.run_probe(
-            engine, image_ref, probe_spec(settings, info, imports), timeout=settings.verify.timeout
-        ),
+        "probe": lambda: runner.run_probe(engine, image_ref, spec, timeout=settings.verify.timeout),
         "lock_status": lambda: _lock_status(settings),
-        "health": lambda: _health(engine, image_ref, info, settings.verify.healthcheck_timeout),
+        "health": lambda: _health(engine, image_ref, verdicts.require(test), settings),
         "export": lambda: images.scan_export(engine, info.id, needles=facts.secrets),
         "cache": lambda: _layer_cache(engine, settings),
     }
     wanted = {"base"} | (needs & set(gatherers)) - set(facts.unavailable)
     if "locked" in needs:
         wanted.add("probe")
-    if "health" in wanted and (not settings.service or info.healthcheck is None):
-        wanted.discard("health")  # the check decides without a container
+    if "health" in wanted and test is None:
+        wanted.discard("health")  # a job, or no HEALTHCHECK: the check decides without a container
+    if "health" in wanted and test is not None:
+        # The probe runs the health test once where the app is not started: one that still succeeds
+        # cannot fail (vacuous).
+        wanted.add("probe")
+        timeout = min(test.probe_timeout, health.VACUITY_TIMEOUT)
+        smoke = spec.get("commands")
+        spec["commands"] = [
+            *(smoke if isinstance(smoke, list) else ()),
+            {"argv": list(test.argv), "timeout": timeout},
+        ]
     if "export" in wanted and not facts.secrets:
         wanted.discard("export")
     _gather(facts, {name: gatherers[name] for name in wanted}, engine, settings.verify.timeout)
     if "locked" in needs and facts.probe is not None and "locked" not in facts.unavailable:
         _lock_sets(facts)
-    results = tuple(_judge(check, facts) for check in chosen)
+    results = _rows(settings, options, image_ref, lambda check: _judge(check, facts))
     meta = {
         "image": image_ref,
         "id": info.id,
@@ -94,19 +134,20 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
         "engine": engine.server_version(),
         "base": (facts.base.ref if facts.base else None) or "unknown",
     }
+    if options.only:
+        meta["only"] = ", ".join(options.only)
     return Report(f"verify-image {image_ref}", results, time.monotonic() - start, meta)
 
 
 def build_failed_report(settings: Settings, error: BuildFailed, options: VerifyOptions) -> Report:
     """The report when the image did not build: `builds` fails with the failing step, the rest skip."""
-    results = []
-    for check in selected_checks(settings, options):
+
+    def judge(check: verdicts.Check) -> CheckResult:
         if check.id == "builds":
-            verdict = verdicts.failed(error.message, *error.detail.splitlines())
-        else:
-            verdict = verdicts.skipped("the image did not build")
-        results.append(CheckResult(check.id, check.title, verdict.outcome, verdict.evidence, verdict.details))
-    return Report(f"verify-image {settings.image}", tuple(results))
+            return _row(check, verdicts.failed(error.message, *error.detail.splitlines()), settings.image)
+        return _row(check, verdicts.skipped("the image did not build"), settings.image)
+
+    return Report(f"verify-image {settings.image}", _rows(settings, options, settings.image, judge))
 
 
 def _gather(facts: Facts, work: dict[str, Callable[[], Any]], engine: Engine, timeout: float) -> None:
@@ -124,6 +165,10 @@ def _gather(facts: Facts, work: dict[str, Callable[[], Any]], engine: Engine, ti
                 value, seconds = future.result()
             except DockyardError as exc:
                 facts.errors[name] = exc.message
+                facts.seconds[name] = time.monotonic() - started
+                continue
+            except Exception as exc:  # an engine or library error: that fact is missing
+                facts.errors[name] = f"{type(exc).__name__}: {first_line(exc)}"
                 facts.seconds[name] = time.monotonic() - started
                 continue
             setattr(facts, name, value)
@@ -150,17 +195,16 @@ def _judge(check: verdicts.Check, facts: Facts) -> CheckResult:
         reason = "; ".join(f"{need}: {facts.errors.get(need, 'not available')}" for need in missing)
         verdict = verdicts.Verdict(Outcome.ERROR, reason)
     else:
-        verdict = check.judge(facts)
+        try:
+            verdict = check.judge(facts)
+        except DockyardError as exc:
+            verdict = verdicts.Verdict(Outcome.ERROR, exc.message)
+        except Exception as exc:  # one check's defect must not take the report down
+            verdict = verdicts.Verdict(
+                Outcome.ERROR, f"the check could not judge: {type(exc).__name__}: {exc}"
+            )
     gathered = max((facts.seconds.get(need, 0.0) for need in check.needs), default=0.0)
-    return CheckResult(
-        check_id=check.id,
-        title=check.title,
-        outcome=verdict.outcome,
-        evidence=verdict.evidence,
-        details=verdict.details,
-        seconds=gathered + time.monotonic() - start,
-        subject=facts.image.ref,
-    )
+    return _row(check, verdict, facts.image.ref, gathered + time.monotonic() - start)
 
 
 # --- gatherers --------------------------------------------------------------------------------------
@@ -286,41 +330,18 @@ def _lock_sets(facts: Facts) -> None:
         facts.errors["locked"] = exc.message
 
 
-def _health(engine: Engine, image_ref: str, info: images.ImageInfo, timeout: float) -> HealthOutcome:
-    original = verdicts.require(info.healthcheck)
-    override = {
-        "test": original["Test"],
-        "interval": HEALTH_INTERVAL_NS,
-        "timeout": original.get("Timeout") or 5_000_000_000,
-        "retries": original.get("Retries") or 3,
-        "start_period": original.get("StartPeriod") or 0,
-    }
-    start = time.monotonic()
-    with engine.container(image_ref, healthcheck=override, network_mode="none") as made:
-        made.start()
-        status = "starting"
-        while time.monotonic() - start < timeout:
-            made.reload()
-            state = made.attrs["State"]
-            status = (state.get("Health") or {}).get("Status", "none")
-            if state.get("Status") in ("exited", "dead"):
-                status = "exited"
-            if status in ("healthy", "unhealthy", "exited"):
-                break
-            time.sleep(0.2)
-        health = made.attrs["State"].get("Health") or {}
-        log = tuple(
-            f"exit {entry.get('ExitCode')}: {(entry.get('Output') or '').strip()[:300]}"
-            for entry in (health.get("Log") or [])[-3:]
-        )
-        tail = made.logs(tail=15).decode(errors="replace").splitlines()
-        return HealthOutcome(
-            status=status,
-            seconds=time.monotonic() - start,
-            log=log,
-            container_log=tuple(tail),
-            exit_code=made.attrs["State"].get("ExitCode"),
-        )
+def _health_test(settings: Settings, info: images.ImageInfo) -> health.HealthTest | None:
+    """The image's health test when it is a service with a HEALTHCHECK, else None (no container)."""
+    if info.healthcheck is None or not health.image_role(settings.service, info).service:
+        return None
+    return health.HealthTest.from_image(info.healthcheck)
+
+
+def _health(engine: Engine, image_ref: str, test: health.HealthTest, settings: Settings) -> HealthOutcome:
+    verify = settings.verify
+    return health.watch(
+        engine, image_ref, test, timeout=verify.healthcheck_timeout, settle=verify.healthcheck_settle
+    )
 
 
 def _touch_target(settings: Settings, context: Path) -> Path:

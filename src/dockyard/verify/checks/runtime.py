@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from dockyard.project.dockerfile import Dockerfile
-from dockyard.verify.facts import Facts, Verdict, active_env, failed, passed, require, skipped
+from dockyard.results import Outcome
+from dockyard.verify import health
+from dockyard.verify.facts import (
+    Facts,
+    HealthOutcome,
+    Verdict,
+    active_env,
+    failed,
+    passed,
+    require,
+    skipped,
+)
 
 
 def _is_root_user(user: str) -> bool:
@@ -55,27 +67,93 @@ def _declares_user(dockerfile: Dockerfile) -> bool:
 
 
 def check_healthcheck(facts: Facts) -> Verdict:
-    if not facts.settings.service:
-        return skipped("not a service image (service = false)")
+    role = health.image_role(facts.settings.service, facts.image)
+    if not role.service:
+        return skipped(role.describe())
     if facts.image.healthcheck is None:
-        return failed("no HEALTHCHECK in the image; add one so orchestrators can tell it is ready")
-    health = facts.health
-    health = require(health)
-    test = " ".join(facts.image.healthcheck.get("Test", [])[1:])
+        return failed(
+            f"no HEALTHCHECK in the image; add one so orchestrators can tell it is ready ({role.describe()})"
+        )
+    test = health.HealthTest.from_image(facts.image.healthcheck)
+    if facts.probe is not None:
+        ran, unavailable = health.find_run(facts.probe.get("commands") or [], test), None
+        if ran is None:
+            unavailable = "the probe did not run the health test"
+    else:
+        ran, unavailable = None, f"probe: {facts.errors.get('probe', 'not available')}"
+    return judge_health(
+        test,
+        require(facts.health),
+        ran,
+        role=role,
+        timeout=facts.settings.verify.healthcheck_timeout,
+        settle=facts.settings.verify.healthcheck_settle,
+        unavailable=unavailable,
+    )
+
+
+def judge_health(
+    test: health.HealthTest,
+    outcome: HealthOutcome,
+    ran: Mapping[str, Any] | None,
+    *,
+    role: health.Role,
+    timeout: float,
+    settle: float | None,
+    unavailable: str | None = None,
+) -> Verdict:
+    """A healthcheck's verdict: the live run got healthy and stayed so through the settle window, and
+    the run of the test where the app was not started (`ran`, a probe command result) failed."""
+    shown = test.shown
     details = (
-        *(f"health: {line}" for line in health.log),
-        *(f"log: {line}" for line in health.container_log),
+        *(f"health: {line}" for line in outcome.log),
+        *(f"log: {line}" for line in outcome.container_log),
     )
-    if health.status == "healthy":
-        return passed(f"healthy after {health.seconds:.1f}s ({test})")
-    if health.status == "exited":
-        return failed(f"the container exited ({health.exit_code}) before it was healthy", *details)
-    if health.status == "unhealthy":
-        return failed(f"unhealthy after {health.seconds:.1f}s ({test})", *details)
-    return failed(
-        f"not healthy within {facts.settings.verify.healthcheck_timeout:g}s (still {health.status}; {test})",
-        *details,
+    if ran is not None and str(ran.get("error") or "").startswith("executable not found"):
+        return failed(f"the health test cannot run: {ran['error']} in the image ({shown})", *details)
+    if problem := _live_problem(outcome, shown, timeout):
+        return failed(problem, *details)
+    if ran is not None and ran.get("returncode") == 0 and not ran.get("timed_out"):
+        return failed(
+            f"vacuous healthcheck ({shown}): it exits 0 where the app is not started (no app process, no "
+            f"network); {health.why_vacuous(test)}",
+            *details,
+        )
+    if ran is None:
+        return Verdict(
+            Outcome.ERROR,
+            f"healthy after {outcome.seconds:.1f}s, but whether the test can fail was not checked: "
+            f"{unavailable or 'not run'}",
+            details,
+        )
+    stayed = (
+        f", stayed healthy {outcome.settled:.1f}s ({outcome.settle_probes} more probes)"
+        if settle != 0
+        else ""
     )
+    without = "timed out" if ran.get("timed_out") else f"exit {ran.get('returncode')}"
+    became = f"healthy after {outcome.seconds:.1f}s"
+    return passed(f"{became}{stayed}; fails without the app ({without}) ({shown}); {role.describe()}")
+
+
+def _live_problem(outcome: HealthOutcome, shown: str, timeout: float) -> str | None:
+    """What went wrong in the live run: never healthy, or not staying so through the settle window."""
+    if outcome.status == "exited":
+        return f"the container exited ({outcome.exit_code}) before it was healthy ({shown})"
+    if outcome.status == "unhealthy":
+        return f"unhealthy after {outcome.seconds:.1f}s ({shown})"
+    if outcome.status != "healthy":
+        return f"not healthy within {timeout:g}s (still {outcome.status}; {shown})"
+    became = f"healthy after {outcome.seconds:.1f}s"
+    if outcome.lost == "exited":
+        return (
+            f"{became}, then exited ({outcome.exit_code}) {outcome.settled:.1f}s later, within the settle "
+            f"window ({shown})"
+        )
+    if outcome.lost is not None:
+        lost = f"{outcome.lost} {outcome.settled:.1f}s later"
+        return f"{became}, then {lost}, within the settle window ({shown})"
+    return None
 
 
 def _shell_form(command: Sequence[str] | None) -> bool:

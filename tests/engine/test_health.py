@@ -1,0 +1,115 @@
+"""The healthcheck against the real engine: service or job inferred from the image, the settle window
+after the first `healthy`, and vacuous tests that pass with nothing running.
+
+Images derive from tests/fixtures/tinyapp's good image (see test_checks), so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dockyard import config, engine
+from dockyard.build import buildkit as build
+from dockyard.results import Outcome
+from tests.engine.test_checks import Variant, good, run, variant
+
+__all__ = ["good", "variant"]  # fixtures shared with test_checks
+
+# Up at 1.2 s (the mark the test reads), gone with exit 1 at 3 s.
+SHORT_LIVED = """\
+FROM {good}
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s CMD ["python", "-c", "import os; raise SystemExit(0 if os.path.isdir('/tmp/up') else 1)"]
+CMD ["python", "-c", "import os, time; time.sleep(1.2); os.mkdir('/tmp/up'); print('up', flush=True); time.sleep(1.8); raise SystemExit(1)"]
+"""  # noqa: E501 - Dockerfile lines as a user writes them
+
+
+def test_a_container_healthy_then_exiting_within_the_settle_window_fails(
+    docker: engine.Engine, variant: Variant
+) -> None:
+    settings, ref = variant("short-lived", {"Dockerfile": SHORT_LIVED})
+    result = run(docker, settings, ref, "healthcheck", healthcheck_timeout=30.0)["healthcheck"]
+    assert result.outcome is Outcome.FAIL, result.evidence
+    assert result.evidence.startswith("healthy after"), result.evidence
+    assert "then exited (1)" in result.evidence
+    assert "within the settle window" in result.evidence
+    assert any("up" in line for line in result.details)
+
+
+def test_a_configured_settle_window_of_zero_stops_at_the_first_healthy(
+    docker: engine.Engine, variant: Variant
+) -> None:
+    settings, ref = variant("short-lived-0", {"Dockerfile": SHORT_LIVED})
+    result = run(docker, settings, ref, "healthcheck", healthcheck_settle=0.0)["healthcheck"]
+    # Nothing watched after `healthy`: the exit at 3 s is not seen (what the settle window is for).
+    assert result.outcome is Outcome.PASS, result.evidence
+    assert "stayed healthy" not in result.evidence
+
+
+SERVER = """\
+FROM {good}
+HEALTHCHECK --interval=30s --timeout=3s --retries=2 {test}
+CMD ["python", "-m", "http.server", "8000", "--bind", "127.0.0.1"]
+"""
+URLOPEN = "python -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/', timeout=2)\""
+
+
+@pytest.mark.parametrize(
+    ("test", "why"),
+    [
+        ("CMD true", "`true` always succeeds"),
+        (f"CMD {URLOPEN} || exit 0", "`|| exit 0` turns every failure of the test into success"),
+        ('CMD ["python", "-c", "import http.server"]', "it succeeds with the app not started"),
+    ],
+)
+def test_a_vacuous_healthcheck_fails_and_says_why(
+    docker: engine.Engine, variant: Variant, test: str, why: str
+) -> None:
+    settings, ref = variant("vacuous", {"Dockerfile": SERVER.replace("{test}", test)})
+    result = run(docker, settings, ref, "healthcheck")["healthcheck"]
+    assert result.outcome is Outcome.FAIL, result.evidence
+    assert result.evidence.startswith("vacuous healthcheck"), result.evidence
+    assert "exits 0 where the app is not started" in result.evidence
+    assert why in result.evidence
+
+
+def test_a_real_healthcheck_on_a_server_passes_and_fails_without_the_app(
+    docker: engine.Engine, variant: Variant
+) -> None:
+    settings, ref = variant("server", {"Dockerfile": SERVER.replace("{test}", f"CMD {URLOPEN}")})
+    settings = dataclasses.replace(settings, service=None)  # inferred from the server command
+    result = run(docker, settings, ref, "healthcheck")["healthcheck"]
+    assert result.outcome is Outcome.PASS, result.evidence
+    assert "stayed healthy" in result.evidence
+    assert "fails without the app (exit 1)" in result.evidence
+    assert result.evidence.endswith(
+        "service: inferred from HEALTHCHECK, the server command python -m http.server in ENTRYPOINT/CMD"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "outcome", "evidence"),
+    [
+        (None, Outcome.SKIP, "job: inferred: no EXPOSE, no HEALTHCHECK, no known server command"),
+        ("FROM {good}\nEXPOSE 8000\n", Outcome.FAIL, "no HEALTHCHECK in the image"),
+    ],
+)
+def test_service_or_job_is_inferred_from_the_image(
+    docker: engine.Engine,
+    good: tuple[config.Settings, build.BuildResult],
+    variant: Variant,
+    dockerfile: str | None,
+    outcome: Outcome,
+    evidence: str,
+) -> None:
+    if dockerfile is None:
+        settings, ref = good[0], good[1].tags[0]
+    else:
+        settings, ref = variant("exposed", {"Dockerfile": dockerfile})
+    settings = dataclasses.replace(settings, service=None)  # tinyapp says `service = false`
+    result = run(docker, settings, ref, "healthcheck")["healthcheck"]
+    assert result.outcome is outcome, result.evidence
+    assert evidence in result.evidence
+    if outcome is Outcome.FAIL:
+        assert "service: inferred from EXPOSE 8000/tcp" in result.evidence
