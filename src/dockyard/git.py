@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dockyard import process
 from dockyard.errors import CommandError
@@ -76,3 +78,28 @@ def export_head(directory: Path, destination: Path) -> None:
     )
     process.run(["tar", "-xf", archive.name], cwd=destination, timeout=120, what="unpacking HEAD")
     archive.unlink()
+
+
+def source_url(directory: Path) -> str | None:
+    """The repository's public address, from the `origin` remote, for the OCI `source` label."""
+    done = _git(directory, "remote", "get-url", "origin")
+    return public_url(done.stdout.strip()) if done.returncode == 0 else None
+
+
+def public_url(remote: str) -> str | None:
+    """`git@host:acme/app.git` or `https://user:token@host/acme/app.git` as `https://host/acme/app`:
+    never the credentials; None for a local path."""
+    if "://" in remote:
+        parts = urlsplit(remote)
+        if parts.scheme not in ("https", "http", "ssh", "git", "git+ssh") or not parts.hostname:
+            return None
+        scheme = "http" if parts.scheme == "http" else "https"
+        port = f":{parts.port}" if parts.port and scheme == parts.scheme else ""
+        path = parts.path
+    elif match := re.fullmatch(r"(?:[^@/]+@)?([A-Za-z0-9.-]+):(?!/)(.+)", remote):
+        scheme, port, path = "https", "", "/" + match.group(2)
+        parts = urlsplit(f"https://{match.group(1)}")
+    else:
+        return None
+    path = path.rstrip("/").removesuffix(".git")
+    return f"{scheme}://{parts.hostname}{port}{path}" if path else None

@@ -7,12 +7,13 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dockyard import config
+from dockyard import config, git
 from dockyard.build import stack as stacks
 from dockyard.engine import LABEL_MANAGED
 from dockyard.errors import UsageError
@@ -209,11 +210,80 @@ def test_build_request_carries_tags_secrets_and_the_managed_label(tmp_path: Path
     )
     (group,) = compose.build_groups(compose.parse_model(doc))
     secrets = {"ca_bundle": Path("/etc/ssl/certs/ca-certificates.crt")}
-    request = stacks.request_for(group, secrets, stacks.ComposeOptions(labels={"test": "1"}))
+    provenance = stacks.Provenance(git.GitState("abc1234", False, 0), datetime(2026, 1, 2, tzinfo=UTC))
+    request = stacks.request_for(
+        settings(tmp_path), group, secrets, stacks.ComposeOptions(labels={"test": "1"}), provenance
+    )
     assert request.tags == ("acme-web:latest", "acme-worker:latest")
-    assert request.labels == {"tier": "app", "test": "1", LABEL_MANAGED: "true"}
+    assert request.labels == {
+        "org.opencontainers.image.title": "acme",
+        "org.opencontainers.image.created": "2026-01-02T00:00:00Z",
+        "org.opencontainers.image.version": "1.0",
+        "org.opencontainers.image.revision": "abc1234",
+        "tier": "app",
+        "test": "1",
+        LABEL_MANAGED: "true",
+    }
     assert request.secrets == secrets
     assert request.build_args == {"PYTHON_IMAGE": "python:3.13-slim"}
+
+
+def test_builds_get_the_machine_args_the_dockerfile_declares_the_ca_secret_and_oci_labels(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "ARG PYTHON_IMAGE=python:3.13-slim\nARG UV_IMAGE\nFROM ${UV_IMAGE} AS uv\n"
+        "FROM ${PYTHON_IMAGE}\nARG APP_VERSION\n"
+    )
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("cert")
+    s = settings(
+        tmp_path,
+        build_args={"PYTHON_IMAGE": "standin/python", "UV_IMAGE": "standin/uv", "APP_VERSION": "1", "X": "y"},
+        ca_bundle=bundle,
+        ca_secret_id="ca-certificates",  # noqa: S106 - an id, not a secret
+    )
+    build = {"context": str(tmp_path), "dockerfile": "Dockerfile", "args": {"PYTHON_IMAGE": "mine/py"}}
+    (group,) = compose.build_groups(compose.parse_model(model_doc(web={"build": build})))
+    # The compose file's own args win; args the Dockerfile does not declare are not passed.
+    assert stacks.build_args(s, group) == {
+        "PYTHON_IMAGE": "mine/py",
+        "UV_IMAGE": "standin/uv",
+        "APP_VERSION": "1",
+    }
+    with stacks.build_secrets(s, group, {}) as secrets:
+        assert secrets == {"ca-certificates": bundle}
+    provenance = stacks.Provenance(
+        git.GitState(None, False, None), datetime(2026, 1, 2, tzinfo=UTC), "https://x/y"
+    )
+    request = stacks.request_for(s, group, secrets, stacks.ComposeOptions(), provenance)
+    assert request.labels["org.opencontainers.image.base.name"] == "mine/py"
+    assert request.labels["org.opencontainers.image.source"] == "https://x/y"
+    assert request.labels["org.opencontainers.image.title"] == "acme"
+    # ...and interpolation still sees the bundle as CA_BUNDLE, not the secret id upper-cased.
+    assert compose.interpolation_environment(s, {})["CA_BUNDLE"] == str(bundle)
+
+
+def test_a_compose_file_secret_of_the_ca_id_is_honoured(tmp_path: Path) -> None:
+    own = tmp_path / "corporate.pem"
+    own.write_text("corporate")
+    doc = model_doc(web={"build": app_build()})
+    doc["secrets"]["ca_bundle"]["file"] = str(own)
+    (group,) = compose.build_groups(compose.parse_model(doc))
+    with stacks.build_secrets(settings(tmp_path, ca_bundle=tmp_path / "machine.pem"), group, {}) as secrets:
+        assert secrets == {"ca_bundle": own}
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/dev/null", "a character device"), ("/", "a directory")])
+def test_a_secret_file_that_is_not_a_regular_file_is_named_for_what_it_is(path: str, kind: str) -> None:
+    doc = model_doc(web={"build": app_build()})
+    doc["secrets"]["ca_bundle"]["file"] = path
+    (group,) = compose.build_groups(compose.parse_model(doc))
+    with (
+        pytest.raises(UsageError, match=rf"{path} is {kind}, not a regular file"),
+        stacks.secret_files(group, {}),
+    ):
+        pass
 
 
 def test_environment_secrets_become_private_files_and_missing_files_are_named(tmp_path: Path) -> None:

@@ -1,14 +1,22 @@
 """compose-build: build each distinct build of a compose stack once, through the same BuildKit path as
-`dockyard build`, and tag the image for every service that shares it."""
+`dockyard build`, and tag the image for every service that shares it.
+
+Every build gets what `dockyard build` gives a build: the machine's build args (those the Dockerfile
+declares; the compose file's own `args:` win), the CA bundle as the BuildKit secret `ca-secret-id`
+(unless the compose file passes a secret of that id itself), and the same OCI labels (title, created,
+version, revision, source, base.name; the compose file's `labels:` win).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import humanize
@@ -16,11 +24,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dockyard import git
 from dockyard.build import buildkit as builds
 from dockyard.build.buildkit import BuildRequest, BuildResult
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, Engine
-from dockyard.errors import UsageError
+from dockyard.errors import DockyardError, UsageError
+from dockyard.project import dockerfile
 from dockyard.project.compose import (
     BuildGroup,
     ComposeModel,
@@ -49,12 +59,21 @@ class ServiceBuild:
 
 
 @dataclass(frozen=True)
+class FailedBuild:
+    """A build of the stack that did not produce an image (only with `keep_going`)."""
+
+    group: BuildGroup
+    error: DockyardError  # BuildFailed: the build ran and failed; anything else: it could not run
+
+
+@dataclass(frozen=True)
 class StackBuild:
     model: ComposeModel
-    services: tuple[ServiceBuild, ...]  # services with `build:`, in model order
-    builds: tuple[BuildResult, ...]  # one per distinct build
-    groups: tuple[BuildGroup, ...]
+    services: tuple[ServiceBuild, ...]  # services with `build:` that built, in model order
+    builds: tuple[BuildResult, ...]  # one per distinct build that built
+    groups: tuple[BuildGroup, ...]  # the groups of `builds`, in the same order
     seconds: float
+    failed: tuple[FailedBuild, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,11 +94,7 @@ def secret_files(group: BuildGroup, environ: Mapping[str, str]) -> Iterator[dict
         for secret_id, source in sorted(group.spec.secrets.items()):
             who = f"build secret {secret_id!r} of service {group.services[0].name!r}"
             if source.file is not None:
-                if not source.file.is_file():
-                    raise UsageError(
-                        f"{who}: {source.file} does not exist; fix its `file:` under top-level "
-                        "`secrets:` (or the variable it interpolates)"
-                    )
+                _check_secret_file(who, source.file)
                 files[secret_id] = source.file
             elif source.environment is not None:
                 if source.environment not in environ:
@@ -91,7 +106,83 @@ def secret_files(group: BuildGroup, environ: Mapping[str, str]) -> Iterator[dict
         yield files
 
 
-def request_for(group: BuildGroup, secrets: Mapping[str, Path], options: ComposeOptions) -> BuildRequest:
+def _check_secret_file(who: str, path: Path) -> None:
+    """A secret's `file:` must be a regular file: say exactly what it is when it is not."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(
+            f"{who}: {path} does not exist; fix its `file:` under top-level `secrets:` (or the variable "
+            "it interpolates)"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{who}: cannot read {path} ({exc.strerror}); fix its `file:`") from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise UsageError(
+            f"{who}: {path} is {kind}, not a regular file; a build secret's `file:` must name a file "
+            "holding the secret"
+        )
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+@contextlib.contextmanager
+def build_secrets(
+    settings: Settings, group: BuildGroup, environ: Mapping[str, str]
+) -> Iterator[dict[str, Path]]:
+    """What a build of the group gets as BuildKit secrets: the compose file's own, and the CA bundle as
+    `ca-secret-id` unless the compose file passes a secret of that id itself (as `dockyard build`)."""
+    with secret_files(group, environ) as files:
+        if settings.ca_bundle is not None and settings.ca_secret_id not in files:
+            files[settings.ca_secret_id] = settings.ca_bundle
+        yield files
+
+
+def declared_args(path: Path) -> set[str]:
+    """The build args a Dockerfile declares (ARG, global or in any stage)."""
+    names: set[str] = set()
+    for keyword, rest in dockerfile.parse(path).instructions:
+        if keyword == "ARG":
+            names.update(item.partition("=")[0] for item in rest.split())
+    return names
+
+
+def build_args(settings: Settings, group: BuildGroup) -> dict[str, str]:
+    """The machine's and the project's build args that the Dockerfile declares, under the compose
+    file's own `args:`."""
+    declared = declared_args(group.spec.dockerfile)
+    return {**{k: v for k, v in settings.build_args.items() if k in declared}, **group.spec.args}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What the OCI labels of every build of one compose-build say: the project, its commit, the time."""
+
+    state: git.GitState
+    created: datetime
+    source: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, environ: Mapping[str, str]) -> Provenance:
+        state = git.state(settings.project_dir)
+        return cls(state, builds.created_time(state, environ), git.source_url(settings.project_dir))
+
+
+def request_for(
+    settings: Settings,
+    group: BuildGroup,
+    secrets: Mapping[str, Path],
+    options: ComposeOptions,
+    provenance: Provenance,
+) -> BuildRequest:
     spec = group.spec
     if not spec.context.is_dir():
         raise UsageError(
@@ -99,12 +190,15 @@ def request_for(group: BuildGroup, secrets: Mapping[str, Path], options: Compose
         )
     if not spec.dockerfile.is_file():
         raise UsageError(f"service {group.services[0].name!r}: Dockerfile {spec.dockerfile} does not exist")
+    args = build_args(settings, group)
+    base = dockerfile.parse(spec.dockerfile).final_base(args)
+    oci = builds.oci_labels(settings, provenance.state, provenance.created, provenance.source, base)
     return BuildRequest(
         dockerfile=spec.dockerfile,
         context=spec.context,
         tags=group.tags,
-        build_args=dict(spec.args),
-        labels={**spec.labels, **options.labels, LABEL_MANAGED: "true"},
+        build_args=args,
+        labels={**oci, **spec.labels, **options.labels, LABEL_MANAGED: "true"},
         secrets=dict(secrets),
         target=spec.target,
         platform=spec.platform,
@@ -122,8 +216,12 @@ def compose_build(
     console: Console,
     options: ComposeOptions | None = None,
     environ: Mapping[str, str] | None = None,
+    keep_going: bool = False,
 ) -> StackBuild:
-    """Resolve the stack, build each distinct build once, tag it for its services, print a table."""
+    """Resolve the stack, build each distinct build once, tag it for its services, print a table.
+
+    A build that fails raises, unless `keep_going`: then it is recorded in `StackBuild.failed` and the
+    other builds go on (verify-compose reports it as that build's services' rows)."""
     options = options or ComposeOptions()
     environ = os.environ if environ is None else environ
     start = time.monotonic()
@@ -150,21 +248,23 @@ def compose_build(
 
     results: list[BuildResult] = []
     built: list[ServiceBuild] = []
+    made: list[BuildGroup] = []
+    failed: list[FailedBuild] = []
     compose_env = {**environ, **interpolation_environment(settings, environ)}
+    provenance = Provenance.of(settings, environ)
     for number, group in enumerate(groups, 1):
         names = ", ".join(s.name for s in group.services)
         console.print(f"build {number}/{len(groups)}: {names} -> {', '.join(group.tags)}", markup=False)
-        with secret_files(group, compose_env) as secrets:
-            request = request_for(group, secrets, options)
-            if request.build_args:
-                args = ", ".join(f"{k}={v}" for k, v in sorted(request.build_args.items()))
-                console.print(f"  build args: {args}", markup=False)
-            if request.secrets:
-                console.print(
-                    "  secrets: " + ", ".join(f"{k} ({v})" for k, v in request.secrets.items()), markup=False
-                )
-            result = builds.build(engine, request, on_line=echo)
+        try:
+            result = _build_group(engine, settings, group, options, provenance, compose_env, console, echo)
+        except DockyardError as exc:
+            if not keep_going:
+                raise
+            console.print(f"  [red]failed:[/] {escape(exc.message)}")
+            failed.append(FailedBuild(group, exc))
+            continue
         results.append(result)
+        made.append(group)
         first = group.services[0].name
         built += [
             ServiceBuild(s.name, with_tag(s.image), result.image_id, result.size, result.seconds, first)
@@ -172,9 +272,33 @@ def compose_build(
         ]
     order = {s.name: i for i, s in enumerate(model.services)}
     built.sort(key=lambda b: order[b.service])
-    stack = StackBuild(model, tuple(built), tuple(results), tuple(groups), time.monotonic() - start)
+    stack = StackBuild(
+        model, tuple(built), tuple(results), tuple(made), time.monotonic() - start, tuple(failed)
+    )
     print_stack(stack, console)
     return stack
+
+
+def _build_group(
+    engine: Engine,
+    settings: Settings,
+    group: BuildGroup,
+    options: ComposeOptions,
+    provenance: Provenance,
+    compose_env: Mapping[str, str],
+    console: Console,
+    echo: Callable[[str], None],
+) -> BuildResult:
+    with build_secrets(settings, group, compose_env) as secrets:
+        request = request_for(settings, group, secrets, options, provenance)
+        if request.build_args:
+            args = ", ".join(f"{k}={v}" for k, v in sorted(request.build_args.items()))
+            console.print(f"  build args: {args}", markup=False)
+        if request.secrets:
+            console.print(
+                "  secrets: " + ", ".join(f"{k} ({v})" for k, v in request.secrets.items()), markup=False
+            )
+        return builds.build(engine, request, on_line=echo)
 
 
 def print_stack(stack: StackBuild, console: Console) -> None:
@@ -184,9 +308,13 @@ def print_stack(stack: StackBuild, console: Console) -> None:
     for item in stack.services:
         how = f"same build as {item.built_for}" if item.reused else item.image_id.removeprefix("sha256:")[:12]
         table.add_row(item.service, item.image, humanize.naturalsize(item.size), f"{item.seconds:.1f}s", how)
+    for failure in stack.failed:
+        for service in failure.group.services:
+            table.add_row(service.name, with_tag(service.image), "", "", "[red]failed[/]")
     console.print(table)
     services = len(stack.services)
+    failed = f", {len(stack.failed)} build(s) failed" if stack.failed else ""
     console.print(
-        f"{services} service image(s) from {len(stack.builds)} build(s) in {stack.seconds:.1f}s",
+        f"{services} service image(s) from {len(stack.builds)} build(s) in {stack.seconds:.1f}s{failed}",
         markup=False,
     )

@@ -5,7 +5,7 @@ exactly as `docker compose up` would. Services whose builds are identical (conte
 target, args, labels, platform, secrets) form one `BuildGroup`.
 
 Compose interpolation sees dockyard's settings: each build arg as a variable of the same name
-(`PYTHON_IMAGE`), and the CA bundle as the upper-cased secret id (`CA_BUNDLE`). The real environment
+(`PYTHON_IMAGE`), and the CA bundle as `CA_BUNDLE` (whatever `ca-secret-id` is). The real environment
 wins over both, as it does for Compose itself.
 """
 
@@ -86,6 +86,9 @@ class Service:
     user: str | None = None
     working_dir: str | None = None
     path: str | None = None  # PATH from the service's `environment:`
+    environment: Mapping[str, str] = field(default_factory=dict)  # variables set (null ones dropped)
+    healthcheck: Mapping[str, Any] | None = None  # the resolved `healthcheck:`, as Compose prints it
+    ports: tuple[str, ...] = ()  # container ports from `ports:` and `expose:`, as `8000/tcp`
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,18 @@ def _build_spec(service: str, raw: Any, secrets: Mapping[str, SecretSource]) -> 
     )
 
 
+def _ports(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """The container ports a service publishes (`ports:`) or exposes (`expose:`), as `8000/tcp`."""
+    found = []
+    for entry in raw.get("ports") or []:
+        if isinstance(entry, dict) and entry.get("target"):
+            found.append(f"{entry['target']}/{entry.get('protocol') or 'tcp'}")
+    for entry in raw.get("expose") or []:
+        port, _, protocol = str(entry).partition("/")
+        found.append(f"{port}/{protocol or 'tcp'}")
+    return tuple(dict.fromkeys(found))
+
+
 def parse_model(doc: Mapping[str, Any], files: Sequence[Path] = ()) -> ComposeModel:
     """The model from `docker compose config --format json` output."""
     project = doc.get("name")
@@ -199,6 +214,7 @@ def parse_model(doc: Mapping[str, Any], files: Sequence[Path] = ()) -> ComposeMo
     for name, raw in (doc.get("services") or {}).items():
         build = _build_spec(name, raw["build"], secrets) if raw.get("build") else None
         environment = raw.get("environment") or {}
+        healthcheck = raw.get("healthcheck")
         services.append(
             Service(
                 name=name,
@@ -209,6 +225,9 @@ def parse_model(doc: Mapping[str, Any], files: Sequence[Path] = ()) -> ComposeMo
                 user=str(raw["user"]) if raw.get("user") else None,
                 working_dir=raw.get("working_dir") or None,
                 path=environment.get("PATH") if isinstance(environment, dict) else None,
+                environment=_table(environment, f"service {name!r} environment"),
+                healthcheck=healthcheck if isinstance(healthcheck, dict) else None,
+                ports=_ports(raw),
             )
         )
     return ComposeModel(project, tuple(files), tuple(services))
@@ -265,7 +284,7 @@ def interpolation_environment(settings: Settings, environ: Mapping[str, str]) ->
     """What dockyard adds for Compose's interpolation: build args and the CA bundle, unless already set."""
     derived = dict(settings.build_args)
     if settings.ca_bundle is not None:
-        derived[settings.ca_secret_id.upper()] = str(settings.ca_bundle)
+        derived["CA_BUNDLE"] = str(settings.ca_bundle)
     return {k: v for k, v in derived.items() if k not in environ}
 
 
