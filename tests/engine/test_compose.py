@@ -104,7 +104,16 @@ def test_verify_compose_reports_services_and_the_image_in_one_table(docker: engi
     image = f"dockyard-test-{TEST_RUN}-verify-web:latest"
     subjects = {r.subject for r in report.results}
     assert subjects == {"web", "worker", "scheduler", image}
-    assert [r.check_id for r in report.results if r.subject == "worker"] == ["built", "command"]
+    for service in ("web", "worker", "scheduler"):
+        rows = [r for r in report.results if r.subject == service]
+        assert [r.check_id for r in rows] == ["built", "command", "non-root", "healthcheck"], service
+    by_service = {r.subject: r for r in report.results if r.check_id == "healthcheck"}
+    # Each service's own healthcheck (the worker's on 8001, the scheduler's heartbeat) with its command.
+    assert by_service["worker"].details[0] == (
+        "healthcheck from the compose file: python -m worker_stack.healthcheck 8001"
+    )
+    assert "fails without the app (exit 1)" in by_service["scheduler"].evidence
+    assert by_service["web"].details[0].startswith("healthcheck from the image's HEALTHCHECK")
     assert {r.check_id for r in report.results if r.subject == image} >= {
         "non-root",
         "healthcheck",
@@ -130,6 +139,7 @@ def test_verify_compose_runs_only_the_checks_asked_for(docker: engine.Engine, co
     assert {r.check_id for r in report.results} == {"built", "command"}
     assert len(containers.calls) == 1
     assert report.ok
+    assert report.meta["only"] == "command"
 
 
 # --- commands that do not run -----------------------------------------------------------------------
@@ -277,3 +287,135 @@ def test_a_missing_compose_file_is_a_usage_error(docker: engine.Engine, tmp_path
     settings = stack_project(tmp_path / "none", "services: {}\n")
     with pytest.raises(UsageError, match=r"compose file .*other\.yaml does not exist"):
         stacks.compose_build(docker, settings, [tmp_path / "other.yaml"], console=quiet_console())
+
+
+# --- service-level truth ----------------------------------------------------------------------------
+
+WEBSTACK = ROOT / "tests" / "fixtures" / "webstack"
+
+
+def test_user_root_and_a_curl_healthcheck_fail_per_service_while_the_image_passes(
+    docker: engine.Engine,
+) -> None:
+    settings = config.load(WEBSTACK)
+    report = compose_checks.verify_compose(
+        docker,
+        settings,
+        console=quiet_console(),
+        options=options("webstack"),
+        checks=VerifyOptions(skip=("lock-current", "layer-cache")),
+    )
+    rows = {(r.subject, r.check_id): r for r in report.results}
+    web = {check: rows["web", check] for check in ("built", "command", "non-root", "healthcheck")}
+    assert web["built"].outcome is Outcome.PASS, web["built"].evidence
+    assert web["command"].outcome is Outcome.PASS
+    assert web["command"].evidence.endswith("(runnable by uid 0 (root))")
+    assert web["non-root"].outcome is Outcome.FAIL
+    assert web["non-root"].evidence.startswith(
+        "user: root in the compose file runs the service as root (uid 0), whatever the image's USER "
+        "(10001:10001)"
+    )
+    assert web["healthcheck"].outcome is Outcome.FAIL
+    assert web["healthcheck"].evidence.startswith("the healthcheck cannot run: curl not found on PATH in")
+    # The image itself is fine: its USER is not root and its own (Python) HEALTHCHECK works.
+    image = f"dockyard-test-{TEST_RUN}-webstack-web:latest"
+    assert rows[image, "non-root"].outcome is Outcome.PASS
+    assert rows[image, "healthcheck"].outcome is Outcome.PASS, rows[image, "healthcheck"].evidence
+    # A registry image dockyard does not build is one row, with the reason.
+    cache = [r for r in report.results if r.subject == "cache"]
+    assert [(r.check_id, r.outcome) for r in cache] == [("built", Outcome.SKIP)]
+    assert cache[0].evidence.startswith("no `build:`: redis:7")
+    assert not report.ok
+
+    # Built as `build` builds: the CA bundle reached the build without a `secrets:` in the compose file
+    # (it downloaded its dependencies), and the image carries the same OCI labels.
+    labels = docker.image(image).labels
+    assert labels["org.opencontainers.image.title"] == "webstack"
+    assert labels["org.opencontainers.image.version"] == "0.1.0"
+    assert labels["org.opencontainers.image.base.name"] == settings.build_args["PYTHON_IMAGE"]
+    assert "org.opencontainers.image.created" in labels
+    assert labels[LABEL_TEST_RUN] == TEST_RUN
+
+
+HEALTH_DOCKERFILE = """\
+ARG PYTHON_IMAGE
+FROM ${PYTHON_IMAGE}
+RUN useradd --uid 10001 --no-create-home app
+USER 10001
+CMD ["python3", "-c", "import os, time; os.mkdir('/tmp/up'); time.sleep(300)"]
+"""
+
+HEALTH_COMPOSE = """\
+x-app: &app
+  build:
+    context: .
+    args:
+      PYTHON_IMAGE: "${PYTHON_IMAGE}"
+x-fast: &fast
+  interval: 30s
+  timeout: 3s
+  retries: 2
+services:
+  up:
+    <<: *app
+    healthcheck:
+      <<: *fast
+      test: ["CMD", "python3", "-c", "import os; raise SystemExit(0 if os.path.isdir('/tmp/up') else 1)"]
+  down:
+    <<: *app
+    command: ["python3", "-c", "import time; time.sleep(300)"]
+    healthcheck:
+      <<: *fast
+      test: ["CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9/')"]
+  vacuous:
+    <<: *app
+    healthcheck:
+      <<: *fast
+      test: "python3 -c 'import urllib.request; urllib.request.urlopen(\\"http://127.0.0.1:9/\\")' || exit 0"
+  crashes:
+    <<: *app
+    command: ["python3", "-c", "import os, time; os.mkdir('/tmp/up'); time.sleep(1.5); raise SystemExit(2)"]
+    healthcheck:
+      <<: *fast
+      test: ["CMD", "python3", "-c", "import os; raise SystemExit(0 if os.path.isdir('/tmp/up') else 1)"]
+  broken:
+    build:
+      context: ./broken
+      args:
+        PYTHON_IMAGE: "${PYTHON_IMAGE}"
+"""
+
+
+def test_service_healthchecks_run_with_the_services_command_and_a_failed_build_stops_nothing(
+    docker: engine.Engine, tmp_path: Path
+) -> None:
+    root = tmp_path / "health"
+    settings = stack_project(root, HEALTH_COMPOSE, HEALTH_DOCKERFILE)
+    (root / "broken").mkdir()
+    (root / "broken" / "Dockerfile").write_text("ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\nRUN exit 3\n")
+    report = compose_checks.verify_compose(
+        docker,
+        settings,
+        console=quiet_console(),
+        options=options("health"),
+        checks=VerifyOptions(only=("healthcheck",)),
+    )
+    rows = {(r.subject, r.check_id): r for r in report.results}
+    health = {name: rows[name, "healthcheck"] for name in ("up", "down", "vacuous", "crashes", "broken")}
+    assert health["up"].outcome is Outcome.PASS, health["up"].evidence
+    assert "stayed healthy" in health["up"].evidence
+    assert health["down"].outcome is Outcome.FAIL
+    assert health["down"].evidence.startswith("unhealthy after"), health["down"].evidence
+    assert any("Connection refused" in line for line in health["down"].details), health["down"].details
+    assert health["vacuous"].outcome is Outcome.FAIL
+    assert health["vacuous"].evidence.startswith("vacuous healthcheck"), health["vacuous"].evidence
+    assert "`|| exit 0` turns every failure" in health["vacuous"].evidence
+    assert health["crashes"].outcome is Outcome.FAIL
+    assert "then exited (2)" in health["crashes"].evidence, health["crashes"].evidence
+    # The build that failed is a FAIL row of its own; the others were built and checked all the same.
+    assert rows["broken", "built"].outcome is Outcome.FAIL
+    assert "exit code: 3" in "\n".join(rows["broken", "built"].details)
+    assert (health["broken"].outcome, health["broken"].evidence) == (Outcome.SKIP, "the image did not build")
+    assert rows["up", "built"].outcome is Outcome.PASS
+    broken_image = f"dockyard-test-{TEST_RUN}-health-broken:latest"
+    assert rows[broken_image, "healthcheck"].outcome is Outcome.SKIP

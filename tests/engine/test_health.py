@@ -13,6 +13,8 @@ import pytest
 from dockyard import config, engine
 from dockyard.build import buildkit as build
 from dockyard.results import Outcome
+from dockyard.verify import gather as verify
+from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
 from tests.engine.test_checks import Variant, good, run, variant
 
 __all__ = ["good", "variant"]  # fixtures shared with test_checks
@@ -113,3 +115,29 @@ def test_service_or_job_is_inferred_from_the_image(
     assert evidence in result.evidence
     if outcome is Outcome.FAIL:
         assert "service: inferred from EXPOSE 8000/tcp" in result.evidence
+
+
+WORKER = ROOT / "tests" / "fixtures" / "jobworker"
+
+
+def test_a_worker_image_is_judged_a_job_with_zero_configuration(docker: engine.Engine) -> None:
+    settings = config.load(WORKER)
+    assert settings.service is None  # nothing configured but the image name
+    request = build.request_for(settings, tags=(f"dockyard-test/jobworker:{TEST_RUN}",))
+    built = build.build(
+        docker, dataclasses.replace(request, labels={**request.labels, LABEL_TEST_RUN: TEST_RUN})
+    )
+    options = verify.VerifyOptions(skip=("lock-current", "layer-cache"), build=built)
+    report = verify.verify_image(docker, settings, built.tags[0], options)
+    results = {r.check_id: r for r in report.results}
+    health = results["healthcheck"]
+    assert health.outcome is Outcome.SKIP
+    assert health.evidence == (
+        "job: inferred: no EXPOSE, no HEALTHCHECK, no known server command in ENTRYPOINT/CMD (jobworker); "
+        "set `service = true` in [tool.dockyard] if it serves"
+    )
+    # The turned-off checks are rows too, with the reason.
+    assert results["layer-cache"].outcome is Outcome.SKIP
+    assert results["layer-cache"].evidence == "turned off on the command line (--skip)"
+    failing = [(r.check_id, r.evidence) for r in report.results if r.failed]
+    assert failing == []

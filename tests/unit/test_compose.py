@@ -386,9 +386,12 @@ def test_an_empty_command_fails() -> None:
     assert "sets none and acme:1 has no CMD or ENTRYPOINT" in result.evidence
 
 
-def run_snippet(queries: list[dict[str, Any]], path: str) -> dict[str, Any]:
+def run_snippet(
+    queries: list[dict[str, Any]], path: str, runs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    spec = {"find": queries, "run": runs or []}
     done = subprocess.run(
-        [sys.executable, "-c", compose_checks.COMMAND_SNIPPET, json.dumps(queries)],
+        [sys.executable, "-c", compose_checks.COMMAND_SNIPPET, json.dumps(spec)],
         env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     answer: dict[str, Any] = json.loads(done.stdout)
@@ -427,3 +430,23 @@ def test_snippet_finds_runnable_executables_as_execvp_would(tmp_path: Path) -> N
     assert (broken["interpreter"], broken["interpreter_ok"]) == ("/nonexistent/python", False)
     assert (script["path"], script["executable"]) == (str(tmp_path / "run.sh"), True)
     assert (only_first["path"], only_first["executable"]) == (str(first / "tool"), False)
+
+
+def test_snippet_runs_each_healthcheck_once_with_the_service_environment(tmp_path: Path) -> None:
+    answer = run_snippet(
+        [],
+        path=os.environ["PATH"],
+        runs=[
+            {"argv": ["/bin/sh", "-c", 'test "$READY" = yes'], "env": {"READY": "yes"}, "timeout": 10},
+            {"argv": ["/bin/sh", "-c", "exit 7"], "timeout": 10},
+            {"argv": ["no-such-tool-here", "-f"], "timeout": 10},
+            {"argv": ["/bin/sh", "-c", "sleep 30"], "timeout": 0.5},
+            {"argv": ["/bin/sh", "-c", "pwd"], "cwd": str(tmp_path), "timeout": 10},
+        ],
+    )
+    ready, seven, missing, slow, where = answer["ran"]
+    assert (ready["returncode"], ready["error"]) == (0, None)
+    assert seven["returncode"] == 7
+    assert missing["error"] == "executable not found: no-such-tool-here"
+    assert slow["timed_out"] is True
+    assert where["output"].strip() == str(tmp_path)

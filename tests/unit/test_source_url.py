@@ -12,7 +12,10 @@ from dockyard import git
     [
         ("git@github.com:acme/api.git", "https://github.com/acme/api"),
         ("https://github.com/acme/api.git", "https://github.com/acme/api"),
-        ("https://oauth2:glpat-s3cret@gitlab.example.com/acme/api.git", "https://gitlab.example.com/acme/api"),
+        (
+            "https://oauth2:glpat-s3cret@gitlab.example.com/acme/api.git",
+            "https://gitlab.example.com/acme/api",
+        ),
         ("https://user@git.example.com:8443/acme/api/", "https://git.example.com:8443/acme/api"),
         ("ssh://git@git.example.com:2222/acme/api.git", "https://git.example.com/acme/api"),
         ("http://intranet/acme/api", "http://intranet/acme/api"),

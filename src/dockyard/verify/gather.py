@@ -139,12 +139,15 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     return Report(f"verify-image {image_ref}", results, time.monotonic() - start, meta)
 
 
-def build_failed_report(settings: Settings, error: BuildFailed, options: VerifyOptions) -> Report:
-    """The report when the image did not build: `builds` fails with the failing step, the rest skip."""
+def build_failed_report(settings: Settings, error: DockyardError, options: VerifyOptions) -> Report:
+    """The report when the image did not build: `builds` fails with the failing step (an ERROR when the
+    build could not run at all), the rest skip."""
 
     def judge(check: verdicts.Check) -> CheckResult:
-        if check.id == "builds":
+        if check.id == "builds" and isinstance(error, BuildFailed):
             return _row(check, verdicts.failed(error.message, *error.detail.splitlines()), settings.image)
+        if check.id == "builds":
+            return _row(check, verdicts.Verdict(Outcome.ERROR, error.message), settings.image)
         return _row(check, verdicts.skipped("the image did not build"), settings.image)
 
     return Report(f"verify-image {settings.image}", _rows(settings, options, settings.image, judge))

@@ -105,6 +105,7 @@ def infer_role(
     healthcheck_as: str = "HEALTHCHECK",
     command_as: str = "ENTRYPOINT/CMD",
     configured_as: str = "[tool.dockyard]",
+    job_hint: str | None = None,
 ) -> Role:
     """Service or job: configuration when set, else EXPOSE, a healthcheck or a server command."""
     if configured is not None:
@@ -119,10 +120,11 @@ def infer_role(
     if reasons:
         return Role(True, "inferred from " + ", ".join(reasons))
     shown = " ".join(command) or "none"
+    hint = job_hint or f"set `service = true` in {configured_as} if it serves"
     return Role(
         False,
         f"inferred: no {exposed_as}, no {healthcheck_as}, no known server command in {command_as} "
-        f"({shown}); set `service = true` in {configured_as} if it serves",
+        f"({shown}); {hint}",
     )
 
 
@@ -328,7 +330,7 @@ def watch(
             time.sleep(POLL)
         end = time.monotonic()
         log = tuple(
-            f"exit {entry.get('ExitCode')}: {(entry.get('Output') or '').strip()[:300]}"
+            f"exit {entry.get('ExitCode')}: {_tail(entry.get('Output') or '')}"
             for entry in (health.get("Log") or [])[-3:]
         )
         tail = made.logs(tail=15).decode(errors="replace").splitlines()
@@ -358,3 +360,9 @@ def find_run(ran: Sequence[Mapping[str, Any]], test: HealthTest) -> Mapping[str,
     """The run of `test` among a probe's command results (matched by argv), or None."""
     wanted = list(test.argv)
     return next((item for item in reversed(ran) if item.get("argv") == wanted), None)
+
+
+def _tail(output: str, limit: int = 300) -> str:
+    """A probe's output as one line: its end (a traceback's last lines say what failed)."""
+    text = " | ".join(line.strip() for line in output.strip().splitlines() if line.strip())
+    return text if len(text) <= limit else "..." + text[-limit:]
