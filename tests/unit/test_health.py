@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dockyard import config
+from dockyard.errors import BuildFailed
 from dockyard.results import Outcome
-from dockyard.verify import health
+from dockyard.verify import gather, health
+from dockyard.verify.checks import CHECK_IDS
 from dockyard.verify.checks.runtime import judge_health
 from dockyard.verify.facts import HealthOutcome
 
@@ -203,3 +207,33 @@ def test_without_the_run_where_the_app_is_not_started_it_is_an_error_not_a_pass(
     )
     assert verdict.outcome is Outcome.ERROR
     assert "whether the test can fail was not checked: probe: boom" in verdict.evidence
+
+
+# --- no row silently missing ------------------------------------------------------------------------
+
+
+def test_turned_off_checks_are_skip_rows_with_the_reason(tmp_path: Path) -> None:
+    settings = config.Settings(
+        project_dir=tmp_path, project_name="acme", project_version="1", image="acme",
+        dockerfile=tmp_path / "Dockerfile", context=tmp_path,
+        verify=config.VerifySettings(skip=("size",)),
+    )  # fmt: skip
+    options = gather.VerifyOptions(skip=("layer-cache", "smoke"), skip_reasons={"smoke": "no smoke here"})
+    assert gather.skipped_checks(settings, options) == {
+        "size": "turned off by [tool.dockyard.verify] skip",
+        "layer-cache": "turned off on the command line (--skip)",
+        "smoke": "no smoke here",
+    }
+    chosen = {c.id for c in gather.selected_checks(settings, options)}
+    assert chosen.isdisjoint({"size", "layer-cache", "smoke"})
+    # A build that failed still reports every check: `builds` fails, the turned-off ones say why.
+    error = BuildFailed("build of Dockerfile failed: exit code: 3", argv=["docker"], returncode=1, output="x")
+    report = gather.build_failed_report(settings, error, options)
+    outcomes = {r.check_id: (r.outcome, r.evidence) for r in report.results}
+    assert set(outcomes) == set(CHECK_IDS)
+    assert outcomes["builds"][0] is Outcome.FAIL
+    assert outcomes["size"] == (Outcome.SKIP, "turned off by [tool.dockyard.verify] skip")
+    assert outcomes["imports"] == (Outcome.SKIP, "the image did not build")
+    # Under --only, only what was asked for is reported (the report says so in its meta).
+    only = gather.build_failed_report(settings, error, gather.VerifyOptions(only=("builds",)))
+    assert [r.check_id for r in only.results] == ["builds"]
