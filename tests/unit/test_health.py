@@ -62,9 +62,9 @@ def test_role_is_inferred_from_expose_healthcheck_or_a_server_command() -> None:
 
 def test_configuration_wins_over_inference() -> None:
     role = health.infer_role(False, exposed=("8000/tcp",), healthcheck=True, command=["uvicorn"])
-    assert (role.service, role.reason) == (False, "service = false in [tool.dockyard]")
+    assert role.describe() == "job: configured (service = false in [tool.dockyard])"
     role = health.infer_role(True, exposed=(), healthcheck=False, command=["tinyapp"])
-    assert (role.service, role.reason) == (True, "service = true in [tool.dockyard]")
+    assert role.describe() == "service: configured (service = true in [tool.dockyard])"
 
 
 # --- the test ---------------------------------------------------------------------------------------

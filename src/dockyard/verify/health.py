@@ -58,7 +58,7 @@ class Role:
     """Whether the image (or service) must have a working healthcheck, and why dockyard thinks so."""
 
     service: bool
-    reason: str  # "inferred from EXPOSE 8000/tcp", "service = false in [tool.dockyard]"
+    reason: str  # "inferred from EXPOSE 8000/tcp", "configured (service = false in [tool.dockyard])"
 
     def describe(self) -> str:
         return f"{'service' if self.service else 'job'}: {self.reason}"
@@ -109,7 +109,7 @@ def infer_role(
 ) -> Role:
     """Service or job: configuration when set, else EXPOSE, a healthcheck or a server command."""
     if configured is not None:
-        return Role(configured, f"service = {str(configured).lower()} in {configured_as}")
+        return Role(configured, f"configured (service = {str(configured).lower()} in {configured_as})")
     reasons = []
     if exposed:
         reasons.append(f"{exposed_as} {' '.join(exposed)}")
@@ -219,7 +219,7 @@ class HealthTest:
     def shown(self) -> str:
         if self.test and self.test[0] == "CMD-SHELL":
             return " ".join(self.test[1:])
-        return shlex.join(self.argv)
+        return " ".join(self.argv)
 
     @property
     def probe_timeout(self) -> float:
