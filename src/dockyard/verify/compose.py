@@ -622,9 +622,8 @@ def _service_rows(
     for check_id in checks.skip:
         off[check_id] = "turned off on the command line (--skip)"
     shown = [c for c in SERVICE_CHECKS if not checks.only or c in checks.only]
-    judged = (
-        check_services(engine, stack, settings, [c for c in shown if c not in off]) if stack.services else {}
-    )
+    wanted = [c for c in shown if c not in off]
+    judged = check_services(engine, stack, settings, wanted) if stack.services and wanted else {}
     failures = {s.name: failure for failure in stack.failed for s in failure.group.services}
     built = {item.service: item for item in stack.services}
     rows: list[CheckResult] = []

@@ -27,7 +27,7 @@ CHECKS: tuple[Check, ...] = (
           ("probe", "locked"), check_locked_runtime),
     Check("imports", "the app's modules import as the image's user", ("probe",), check_imports),
     Check("smoke", "smoke commands succeed in the image", ("probe",), check_smoke),
-    Check("healthcheck", "a HEALTHCHECK exists and a container gets healthy", ("health",),
+    Check("healthcheck", "a service's HEALTHCHECK can fail, gets healthy and stays so", ("health",),
           check_healthcheck),
     Check("runtime-env", "Python runtime settings, PATH, exec-form commands, ports", ("probe",),
           check_runtime_env),
