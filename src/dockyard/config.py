@@ -70,7 +70,7 @@ class VerifySettings:
     smoke: tuple[SmokeCommand, ...] = ()
     healthcheck_timeout: float = 60.0
     # Seconds a container must stay running and healthy after its first `healthy`; None: three more
-    # probes of the accelerated health probing (about 2 s), 0: no settle window.
+    # probes of the accelerated health probing and at least 2 s; 0: no settle window.
     healthcheck_settle: float | None = None
     env: Mapping[str, str] = field(
         default_factory=lambda: {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}

@@ -332,7 +332,9 @@ def test_user_root_and_a_curl_healthcheck_fail_per_service_while_the_image_passe
     labels = docker.image(image).labels
     assert labels["org.opencontainers.image.title"] == "webstack"
     assert labels["org.opencontainers.image.version"] == "0.1.0"
-    assert labels["org.opencontainers.image.base.name"] == settings.build_args["PYTHON_IMAGE"]
+    assert labels["org.opencontainers.image.base.name"] == settings.build_args.get(
+        "PYTHON_IMAGE", "python:3.13-slim"
+    )
     assert "org.opencontainers.image.created" in labels
     assert labels[LABEL_TEST_RUN] == TEST_RUN
 
@@ -374,7 +376,7 @@ services:
       test: "python3 -c 'import urllib.request; urllib.request.urlopen(\\"http://127.0.0.1:9/\\")' || exit 0"
   crashes:
     <<: *app
-    command: ["python3", "-c", "import os, time; os.mkdir('/tmp/up'); time.sleep(1.5); raise SystemExit(2)"]
+    command: ["python3", "-c", "import os, time; os.mkdir('/tmp/up'); time.sleep(2.5); raise SystemExit(2)"]
     healthcheck:
       <<: *fast
       test: ["CMD", "python3", "-c", "import os; raise SystemExit(0 if os.path.isdir('/tmp/up') else 1)"]

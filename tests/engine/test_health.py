@@ -51,7 +51,7 @@ def test_a_configured_settle_window_of_zero_stops_at_the_first_healthy(
 
 SERVER = """\
 FROM {good}
-HEALTHCHECK --interval=30s --timeout=3s --retries=2 {test}
+HEALTHCHECK --interval=30s --timeout=10s --retries=2 {test}
 CMD ["python", "-m", "http.server", "8000", "--bind", "127.0.0.1"]
 """
 URLOPEN = "python -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/', timeout=2)\""
@@ -83,8 +83,8 @@ def test_a_real_healthcheck_on_a_server_passes_and_fails_without_the_app(
     settings = dataclasses.replace(settings, service=None)  # inferred from the server command
     result = run(docker, settings, ref, "healthcheck")["healthcheck"]
     assert result.outcome is Outcome.PASS, result.evidence
-    assert "stayed healthy" in result.evidence
-    assert "fails without the app (exit 1)" in result.evidence
+    assert "stayed healthy" in result.evidence, result.evidence
+    assert "fails without the app (exit 1)" in result.evidence, result.evidence
     assert result.evidence.endswith(
         "service: inferred from HEALTHCHECK, the server command python -m http.server in ENTRYPOINT/CMD"
     )

@@ -8,8 +8,8 @@ command (uvicorn, gunicorn, `fastapi run`, `manage.py runserver`...) in ENTRYPOI
 
 The live run overrides the test's interval with a short one (`PROBE_INTERVAL`), so a container reports
 `healthy` within a second or two instead of after the image's own interval, and after its first
-`healthy` it must stay running and healthy for three more probes (or `healthcheck-settle` seconds): a
-container that is healthy at 1.2 s and exits at 3 s fails.
+`healthy` it must stay running and healthy for three more probes and at least 2 s (or
+`healthcheck-settle` seconds): a container that is healthy at 1.2 s and exits at 3 s fails.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from dockyard.image.metadata import ImageInfo
 from dockyard.verify.facts import HealthOutcome
 
 PROBE_INTERVAL = 0.5  # seconds between probes in the live run, instead of the image's interval
-SETTLE_PROBES = 3  # probes that must pass after the first `healthy`, by default
+SETTLE_PROBES = 3  # probes that must pass after the first `healthy`, by default...
+SETTLE_MIN = 2.0  # ...and at least this many seconds: healthy at 1.2 s and gone at 3 s must fail
 POLL = 0.2  # seconds between looks at the container's state
 DEFAULT_PROBE_TIMEOUT = 5.0  # a test without its own timeout (the engine's default is 30 s)
 VACUITY_TIMEOUT = 10.0  # at most this long for the run of the test where the app is not started
@@ -298,7 +299,11 @@ def watch(
         status, healthy_at, lost = "starting", None, None
         seen: set[str] = set()  # probes finished before the first `healthy`
         probes = 0
-        limit = settle if settle is not None else SETTLE_PROBES * (PROBE_INTERVAL + test.probe_timeout) + 2
+        limit = (
+            settle
+            if settle is not None
+            else SETTLE_MIN + SETTLE_PROBES * (PROBE_INTERVAL + test.probe_timeout)
+        )
         while True:
             made.reload()
             state = made.attrs["State"]
@@ -323,7 +328,7 @@ def watch(
                 watched = now - healthy_at
                 if settle is not None and watched >= settle:
                     break
-                if settle is None and probes >= SETTLE_PROBES and watched >= SETTLE_PROBES * PROBE_INTERVAL:
+                if settle is None and probes >= SETTLE_PROBES and watched >= SETTLE_MIN:
                     break
                 if watched >= limit:
                     break
