@@ -7,6 +7,8 @@ Images derive from tests/fixtures/tinyapp's good image (see test_checks), so not
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import pytest
 
@@ -14,6 +16,7 @@ from dockyard import config, engine
 from dockyard.build import buildkit as build
 from dockyard.results import Outcome
 from dockyard.verify import gather as verify
+from dockyard.verify import health
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
 from tests.engine.test_checks import Variant, good, run, variant
 
@@ -141,3 +144,35 @@ def test_a_worker_image_is_judged_a_job_with_zero_configuration(docker: engine.E
     assert results["layer-cache"].evidence == "turned off on the command line (--skip)"
     failing = [(r.check_id, r.evidence) for r in report.results if r.failed]
     assert failing == []
+
+
+def test_a_stopped_watch_ends_at_once_and_leaves_no_container(
+    docker: engine.Engine, good: tuple[config.Settings, build.BuildResult]
+) -> None:
+    ref = good[1].tags[0]
+    never = health.HealthTest(("CMD", "python", "-c", "raise SystemExit(1)"), retries=1000)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(health.Cancelled, match="not started"):
+        health.watch(docker, ref, never, timeout=300, stop=stop)
+    stop.clear()
+    outcome: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            health.watch(docker, ref, never, timeout=300, stop=stop, run=health.Run(argv=("sleep", "300")))
+        except health.Cancelled as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=watch)
+    worker.start()
+    time.sleep(2)
+    stopped = time.monotonic()
+    stop.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert time.monotonic() - stopped < 5
+    assert outcome
+    assert "stopped" in str(outcome[0])
+    mine = docker.client.api.containers(all=True, filters={"label": f"{engine.LABEL_RUN}={docker.run_id}"})
+    assert mine == []

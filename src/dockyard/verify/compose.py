@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -390,12 +391,15 @@ def _watch(engine: Engine, subjects: Sequence[_Subject], settings: Settings) -> 
             timeout=verify_settings.healthcheck_timeout,
             settle=verify_settings.healthcheck_settle,
             run=run,
+            stop=stop,
         )
 
     chosen = [s for s in subjects if s.test is not None and s.argv and not _missing_health_exe(s)]
     if not chosen:
         return
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, len(chosen))) as pool:
+    stop = threading.Event()  # interrupted: every watch stops and removes its container at once
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(4, len(chosen)))
+    try:
         futures = {pool.submit(watch, subject): subject for subject in chosen}
         for future, subject in futures.items():
             try:
@@ -404,6 +408,9 @@ def _watch(engine: Engine, subjects: Sequence[_Subject], settings: Settings) -> 
                 subject.health_error = exc.message
             except Exception as exc:  # an engine error: this row is an ERROR, the others go on
                 subject.health_error = f"{type(exc).__name__}: {first_line(exc)}"
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def health_test(subject: _Subject) -> HealthTest:

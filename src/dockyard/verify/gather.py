@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -96,13 +97,14 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     imports, facts.imports_inferred = default_imports(settings, info, dockerfile)
     _not_applicable(facts)
     needs = {need for check in chosen for need in (*check.needs, *check.optional)}
+    stop = threading.Event()  # set when the gathering ends: a watch still running stops at once
     spec = probe_spec(settings, info, imports)
     test = _health_test(settings, info)
     gatherers: dict[str, Callable[[], Any]] = {
         "base": lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)),
         "probe": lambda: runner.run_probe(engine, image_ref, spec, timeout=settings.verify.timeout),
         "lock_status": lambda: _lock_status(settings),
-        "health": lambda: _health(engine, image_ref, verdicts.require(test), settings),
+        "health": lambda: _health(engine, image_ref, verdicts.require(test), settings, stop),
         "export": lambda: images.scan_export(engine, info.id, needles=facts.secrets),
         "cache": lambda: _layer_cache(engine, settings),
     }
@@ -123,7 +125,7 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
         ]
     if "export" in wanted and not facts.secrets:
         wanted.discard("export")
-    _gather(facts, {name: gatherers[name] for name in wanted}, engine, settings.verify.timeout)
+    _gather(facts, {name: gatherers[name] for name in wanted}, engine, settings.verify.timeout, stop)
     if "locked" in needs and facts.probe is not None and "locked" not in facts.unavailable:
         _lock_sets(facts)
     results = _rows(settings, options, image_ref, lambda check: _judge(check, facts))
@@ -153,8 +155,15 @@ def build_failed_report(settings: Settings, error: DockyardError, options: Verif
     return Report(f"verify-image {settings.image}", _rows(settings, options, settings.image, judge))
 
 
-def _gather(facts: Facts, work: dict[str, Callable[[], Any]], engine: Engine, timeout: float) -> None:
-    """Run the gatherers concurrently, each within `timeout`; record values, errors and times."""
+def _gather(
+    facts: Facts,
+    work: dict[str, Callable[[], Any]],
+    engine: Engine,
+    timeout: float,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run the gatherers concurrently, each within `timeout`; record values, errors and times. On the
+    way out (interrupted too) `stop` is set first, so no gatherer starts a container after the sweep."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(work)))
     started = time.monotonic()
     futures = {pool.submit(_timed, fn): name for name, fn in work.items()}
@@ -177,6 +186,8 @@ def _gather(facts: Facts, work: dict[str, Callable[[], Any]], engine: Engine, ti
             setattr(facts, name, value)
             facts.seconds[name] = seconds
     finally:
+        if stop is not None:
+            stop.set()
         engine.remove_run_leftovers()  # containers of gatherers that were cut short
         pool.shutdown(wait=False, cancel_futures=True)
 
@@ -340,10 +351,17 @@ def _health_test(settings: Settings, info: images.ImageInfo) -> health.HealthTes
     return health.HealthTest.from_image(info.healthcheck)
 
 
-def _health(engine: Engine, image_ref: str, test: health.HealthTest, settings: Settings) -> HealthOutcome:
+def _health(
+    engine: Engine, image_ref: str, test: health.HealthTest, settings: Settings, stop: threading.Event
+) -> HealthOutcome:
     verify = settings.verify
     return health.watch(
-        engine, image_ref, test, timeout=verify.healthcheck_timeout, settle=verify.healthcheck_settle
+        engine,
+        image_ref,
+        test,
+        timeout=verify.healthcheck_timeout,
+        settle=verify.healthcheck_settle,
+        stop=stop,
     )
 
 

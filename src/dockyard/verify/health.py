@@ -17,6 +17,7 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 import docker.errors
 
 from dockyard.engine import Engine, first_line
-from dockyard.errors import EngineUnavailable
+from dockyard.errors import DockyardError, EngineUnavailable
 from dockyard.image.metadata import ImageInfo
 from dockyard.verify.facts import HealthOutcome
 
@@ -254,6 +255,10 @@ def why_vacuous(test: HealthTest) -> str:
 # --- the live run -----------------------------------------------------------------------------------
 
 
+class Cancelled(DockyardError):
+    """A watch was stopped because the run is being interrupted."""
+
+
 @dataclass(frozen=True)
 class Run:
     """How the watched container runs: the service's command, user and environment (None: the image's)."""
@@ -285,11 +290,16 @@ def watch(
     timeout: float,
     settle: float | None = None,
     run: Run | None = None,
+    stop: threading.Event | None = None,
 ) -> HealthOutcome:
     """Start a container of `image` with `test` probed every `PROBE_INTERVAL`; wait for `healthy` (at
     most `timeout` s), then watch it stay running and healthy through the settle window: `settle`
-    seconds, or by default `SETTLE_PROBES` more probes."""
+    seconds, or by default `SETTLE_PROBES` more probes and `SETTLE_MIN` seconds. `stop` ends the watch
+    early (the run is being interrupted): the container is removed and nothing is judged."""
     options = (run or Run()).container_options()
+    stop = stop or threading.Event()
+    if stop.is_set():
+        raise Cancelled("the healthcheck was not started: the run is being interrupted")
     with engine.container(image, healthcheck=test.engine_override(), network_mode="none", **options) as made:
         try:
             made.start()
@@ -305,6 +315,8 @@ def watch(
             else SETTLE_MIN + SETTLE_PROBES * (PROBE_INTERVAL + test.probe_timeout)
         )
         while True:
+            if stop.is_set():
+                raise Cancelled("the healthcheck was stopped: the run is being interrupted")
             made.reload()
             state = made.attrs["State"]
             health = state.get("Health") or {}
@@ -326,11 +338,10 @@ def watch(
                     break
                 probes = sum(1 for entry in health.get("Log") or [] if str(entry.get("Start")) not in seen)
                 watched = now - healthy_at
-                if settle is not None and watched >= settle:
-                    break
-                if settle is None and probes >= SETTLE_PROBES and watched >= SETTLE_MIN:
-                    break
-                if watched >= limit:
+                settled = (
+                    probes >= SETTLE_PROBES and watched >= SETTLE_MIN if settle is None else watched >= settle
+                )
+                if settled or watched >= limit:  # limit: probes that hang do not hold the run
                     break
             time.sleep(POLL)
         end = time.monotonic()
