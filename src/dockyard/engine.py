@@ -219,10 +219,11 @@ class Engine:
             )
 
     def remove_run_leftovers(self) -> int:
-        """Remove containers of this run that escaped their block (a killed thread, say)."""
-        leftovers = self.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"})
+        """Remove containers of this run that escaped their block (a killed thread, say). Summaries, not
+        `containers.list`, whose per-container inspect fails on one its own block removes meanwhile."""
+        leftovers = self.client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"})
         for leftover in leftovers:
-            remove_container(leftover)
+            remove_container(self.client.containers.prepare_model({"Id": leftover["Id"]}))
         return len(leftovers)
 
 
