@@ -375,10 +375,6 @@ def test_a_failing_build_is_printed_once(tmp_path: Path) -> None:
     assert "exit code: 3" in done.stderr
 
 
-@pytest.mark.xfail(
-    reason="compose-build passes the machine's build args and CA secret only to builds that declare them",
-    strict=False,
-)
 @pytest.mark.usefixtures("tags_removed")
 def test_verify_compose_checks_each_dockerfile_of_a_virtual_project(
     docker: engine.Engine, tmp_path: Path
