@@ -20,6 +20,10 @@ from dockyard.build import push as pushes
 from dockyard.build import stack as stacks
 from dockyard.build.buildkit import BuildResult
 from dockyard.errors import BuildFailed, ChecksFailed, DockyardError, UsageError
+from dockyard.init import apply as init_apply
+from dockyard.init.model import Options as InitInference
+from dockyard.machine import doctor as doctors
+from dockyard.machine import provisioning
 from dockyard.project import lock
 from dockyard.results import Report
 from dockyard.sizes import history as size_history
@@ -44,6 +48,25 @@ class BuildOptions:
     cache_to: Sequence[str] = ()
 
 
+def ready_engine(settings: config.Settings, console: Console, *, build: bool = True) -> config.Settings:
+    """The engine answers (and, to `build`, a BuildKit path exists); on first use on a machine dockyard
+    may provision (root on Debian/Ubuntu), provision it, printing each step, and read the settings
+    again (the machine file is new). Elsewhere, one line naming the command that readies the machine."""
+
+    def check() -> None:
+        docker = config.effective_environment().get("DOCKYARD_DOCKER") or settings.docker
+        connected = engine.connect(docker)
+        if build:
+            _ = connected.cli
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False)
+
+    if provisioning.ensure_engine(check, say):
+        return config.load(settings.project_dir)
+    return settings
+
+
 def print_project(settings: config.Settings, console: Console) -> None:
     """The `project:` header: what dockyard found and where each value came from, before any work."""
     for number, item in enumerate(settings.inferred):
@@ -57,6 +80,7 @@ def build_image(
     if header:
         print_project(settings, console)
     settings.require_layout("dockerfile", "context")
+    settings = ready_engine(settings, console)
     if options.clean_checkout:
         with tempfile.TemporaryDirectory(prefix="dockyard-head-") as scratch:
             root = Path(scratch)
@@ -217,6 +241,7 @@ def verify(settings: config.Settings, request: VerifyRequest, console: Console) 
             result = build_failed_report(settings, exc, options)
             ref = settings.image
     if result is None:
+        settings = ready_engine(settings, console, build=False) if built is None else settings
         docker = engine.connect(settings.docker)
         result = verify_image(docker, settings, ref or settings.image, replace(options, build=built))
     return _finish(result, request, console, subject=ref or settings.image)
@@ -276,6 +301,7 @@ def compose_build(
 ) -> stacks.StackBuild:
     """Build every `build:` service of the compose file, each shared build once."""
     print_project(settings, console)
+    settings = ready_engine(settings, console)
     return stacks.compose_build(
         engine.connect(settings.docker), settings, files, console=console, options=options
     )
@@ -291,6 +317,7 @@ def verify_compose(
     """compose-build, each service's command, and the image checklist on each distinct image."""
     checks = VerifyOptions(skip=request.skip, only=request.only)
     print_project(settings, console)
+    settings = ready_engine(settings, console)
     result = compose_checks.verify_compose(
         engine.connect(settings.docker), settings, files, console=console, options=options, checks=checks
     )
@@ -305,3 +332,41 @@ def update_lock(settings: config.Settings, *, check: bool, console: Console) -> 
         console.print(f"[green]ok[/] {message}")
     else:
         console.print(lock.lock(settings.workspace_dir))
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    app: str | None = None
+    worker: str | None = None
+    port: int | None = None
+    python: str | None = None
+    compose: bool = False
+    force: bool = False
+    dry_run: bool = False
+
+
+def init_project(directory: Path | None, options: InitOptions, console: Console) -> None:
+    """`dockyard init`: adopt the uv project in `directory` (default: the nearest one here)."""
+    if directory is None:
+        try:
+            directory = config.find_project(Path.cwd())
+        except DockyardError:
+            directory = Path.cwd()
+    inferred = InitInference(
+        app=options.app,
+        worker=options.worker,
+        port=options.port,
+        python=options.python,
+        compose=options.compose,
+    )
+    init_apply.run(directory, inferred, console, force=options.force, dry_run=options.dry_run)
+
+
+def doctor(project: Path | None, console: Console, *, fix: bool = False) -> None:
+    """`dockyard doctor`: one line per item; raise (exit 1) when the machine is not ready."""
+    if not doctors.doctor(project, console, fix=fix):
+        raise NotReady("this machine is not ready for dockyard: run the FIX commands above")
+
+
+class NotReady(DockyardError):
+    """`dockyard doctor` found something to fix (the table says what)."""

@@ -159,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
 
     lock_cmd = commands.add_parser("lock", help="uv lock; --check fails when stale or uncommitted")
     lock_cmd.add_argument("--check", action="store_true")
+
+    _add_init_and_doctor(commands)
     return top
 
 
@@ -180,6 +182,29 @@ def _settings(args: argparse.Namespace) -> config.Settings:
     return config.load(args.project, overrides=overrides)
 
 
+def _add_init_and_doctor(commands: argparse._SubParsersAction[_Parser]) -> None:
+    init = commands.add_parser(
+        "init", help="adopt a uv project: Dockerfile, .dockerignore, [tool.dockyard], tasks.py, noxfile.py"
+    )
+    init.add_argument("directory", nargs="?", type=Path, help="the uv project (default: the current one)")
+    init.add_argument("--app", metavar="MODULE:ATTR", help="the web (ASGI/WSGI) app to serve")
+    init.add_argument("--worker", metavar="MODULE:ATTR", help="the Celery/arq/Dramatiq/RQ app to run")
+    init.add_argument("--port", type=_port, help="the port the server listens on (default 8000)")
+    init.add_argument("--python", metavar="X.Y", help="the Python of the base image")
+    init.add_argument("--compose", action="store_true", help="also write compose.yaml, one service per role")
+    init.add_argument("--force", action="store_true", help="overwrite files that differ")
+    init.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+
+    doctor = commands.add_parser("doctor", help="is this machine ready? one line per item, with the fix")
+    doctor.add_argument("--fix", action="store_true", help="provision what can be (as root, asking nothing)")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     console = make_console()
@@ -199,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if namespace is None:
         return code or EXIT_USAGE
     args = namespace
+
+    if args.command in ("init", "doctor"):
+        return run_boundary(lambda: _machine_commands(args, console))
 
     def dispatch() -> None:
         settings = _settings(args)
@@ -257,3 +285,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             actions.update_lock(settings, check=args.check, console=console)
 
     return run_boundary(dispatch)
+
+
+def _machine_commands(args: argparse.Namespace, console: Console) -> None:
+    """`init` and `doctor` work before a project is configured: they read no [tool.dockyard] first."""
+    if args.command == "init":
+        options = actions.InitOptions(
+            app=args.app,
+            worker=args.worker,
+            port=args.port,
+            python=args.python,
+            compose=args.compose,
+            force=args.force,
+            dry_run=args.dry_run,
+        )
+        actions.init_project(args.directory or args.project, options, console)
+    else:
+        actions.doctor(args.project, console, fix=args.fix)

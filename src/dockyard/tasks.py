@@ -291,7 +291,50 @@ def lock(c: Context, check: bool = False) -> None:
     actions.update_lock(_settings(c), check=_option(c, "check", check), console=make_console())
 
 
-ns = Collection(build, push, lock, verify, size_report, compose_build, verify_compose)
+def _project_dir(c: Context) -> Path | None:
+    project = c.config.dockyard.project or getattr(c.config, "_project_prefix", None)
+    return Path(project) if project else None
+
+
+@task(
+    help={
+        "directory": "the uv project (default: where tasks.py is, else the current one)",
+        "app": "MODULE:ATTR of the web (ASGI/WSGI) app to serve",
+        "worker": "MODULE:ATTR of the Celery/arq/Dramatiq/RQ app to run",
+        "port": "the port the server listens on (default 8000)",
+        "python": "the Python (X.Y) of the base image",
+        "compose": "also write compose.yaml, one service per role",
+        "force": "overwrite files that differ",
+        "dry-run": "print what would change; write nothing",
+    }
+)
+@_door
+def init(
+    c: Context,
+    directory: str | None = None,
+    app: str | None = None,
+    worker: str | None = None,
+    port: int | None = None,
+    python: str | None = None,
+    compose: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Adopt a uv project: Dockerfile, .dockerignore, [tool.dockyard], tasks.py and noxfile.py."""
+    options = actions.InitOptions(
+        app=app, worker=worker, port=port, python=python, compose=compose, force=force, dry_run=dry_run
+    )
+    actions.init_project(Path(directory) if directory else _project_dir(c), options, make_console())
+
+
+@task(help={"fix": "provision what can be (as root, asking nothing), then check again"})
+@_door
+def doctor(c: Context, fix: bool = False) -> None:
+    """Is this machine ready for dockyard? One line per item, each with the command that fixes it."""
+    actions.doctor(_project_dir(c), make_console(), fix=fix)
+
+
+ns = Collection(build, push, lock, verify, size_report, compose_build, verify_compose, init, doctor)
 ns.configure(
     {"dockyard": {"project": None, "no_cache": False, "quiet": False, "check": False, "deep": False}}
 )

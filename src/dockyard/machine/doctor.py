@@ -1,0 +1,535 @@
+"""`dockyard doctor`: is this machine (and this project) ready for dockyard? One line per item.
+
+Each line is OK, WARN or FIX; a FIX line carries the exact command that fixes it. The items: the
+engine answers (version, API); a BuildKit path; Compose v2; uv, against the project's pin and lock;
+the base images (present, pullable, or stand-ins); TLS interception on the way to the package index
+and a CA bundle that gets through it; free disk on the engine's data root; the project's
+`[tool.dockyard]` and its lock. The checks run concurrently, each with a short time limit, and change
+nothing. `--fix` runs provision.sh (as root, asking nothing), then checks again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import re
+import shutil
+import socket
+import ssl
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import certifi
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from dockyard import config, engine, process
+from dockyard.errors import CommandError, CommandTimeout, DockyardError, EngineUnavailable, UsageError
+from dockyard.init.infer import DEFAULT_UV_VERSION
+from dockyard.init.project import find_workspace
+from dockyard.machine import provisioning
+from dockyard.project import dockerfile
+
+OK, WARN, FIX = "OK", "WARN", "FIX"
+TIMEOUT = 2.5  # seconds, for any one network or engine question
+DISK_FIX = 2_000_000_000
+DISK_WARN = 10_000_000_000
+DEFAULT_INDEX = "https://pypi.org/simple/"
+DEFAULT_PYTHON_IMAGE = "python:3.13-slim"
+DEFAULT_UV_IMAGE = f"ghcr.io/astral-sh/uv:{DEFAULT_UV_VERSION}"
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    status: str  # OK, WARN, FIX
+    detail: str
+    fix: str = ""  # the command that fixes it (FIX lines always have one)
+    fixable: bool = False  # `dockyard doctor --fix` (provision.sh) fixes it
+
+
+@dataclass
+class Context:
+    """What the checks share: the environment dockyard sees, the project (if any), the engine."""
+
+    environ: Mapping[str, str]
+    project_dir: Path | None
+    settings: config.Settings | None = None
+    settings_error: str | None = None
+    decision: provisioning.Decision = field(
+        default_factory=lambda: provisioning.Decision(False, "", "dockyard doctor --fix")
+    )
+    client: Any = None  # docker.DockerClient when the engine answers
+    info: dict[str, Any] = field(default_factory=dict)
+    engine_problem: str | None = None
+
+    def machine_fix(self) -> tuple[str, bool]:
+        """The command that provisions this machine, and whether `--fix` can run it here."""
+        if self.decision.provision:
+            return provisioning.doctor_command(), True
+        return self.decision.fix.removeprefix("run ").strip("`"), False
+
+
+# --- the checks -------------------------------------------------------------------------------------
+
+
+def check_engine(ctx: Context) -> Line:
+    import docker  # noqa: PLC0415 - heavy; only the engine's checks need it
+    import docker.errors  # noqa: PLC0415
+
+    host = ctx.environ.get("DOCKER_HOST", "")
+    try:
+        client = docker.from_env(timeout=int(TIMEOUT) + 1, environment=dict(ctx.environ))
+        version = client.version()
+        ctx.info = client.info()
+        ctx.client = client
+    except docker.errors.DockerException as exc:
+        ctx.engine_problem = engine.first_line(exc)
+        if host not in provisioning.DEFAULT_SOCKETS:
+            return Line(
+                "engine",
+                FIX,
+                f"no engine answers at DOCKER_HOST={host}",
+                f"start the engine at {host}, or unset DOCKER_HOST",
+            )
+        if "Permission denied" in str(exc) or "permission denied" in str(exc):
+            return Line(
+                "engine",
+                FIX,
+                "the engine's socket refuses this user",
+                "sudo usermod -aG docker $USER  # then log in again",
+            )
+        fix, fixable = ctx.machine_fix()
+        return Line("engine", FIX, f"no engine answers ({ctx.engine_problem})", fix, fixable)
+    where = host or "the default socket"
+    detail = f"Engine {version.get('Version', '?')}, API {version.get('ApiVersion', '?')}, at {where}"
+    return Line("engine", OK, detail)
+
+
+def check_buildkit(ctx: Context) -> Line:
+    try:
+        cli = engine.discover_cli(
+            ctx.environ.get("DOCKYARD_DOCKER") or (ctx.settings.docker if ctx.settings else None)
+        )
+    except EngineUnavailable as exc:
+        fix, fixable = ctx.machine_fix()
+        return Line("buildkit", FIX, exc.message.split(":")[0], fix, fixable)
+    return Line("buildkit", OK, cli.describe())
+
+
+def _docker_cli(ctx: Context) -> str | None:
+    explicit = ctx.environ.get("DOCKYARD_DOCKER")
+    return shutil.which(explicit) if explicit else shutil.which("docker")
+
+
+def check_compose(ctx: Context) -> Line:
+    cli = _docker_cli(ctx)
+    fix, fixable = ctx.machine_fix()
+    if cli is None:
+        return Line("compose", FIX, "no docker CLI, so no `docker compose`", fix, fixable)
+    try:
+        done = process.run([cli, "compose", "version", "--short"], timeout=TIMEOUT * 2, check=False)
+    except (CommandError, CommandTimeout) as exc:
+        return Line("compose", FIX, exc.message, fix, fixable)
+    version = done.stdout.strip().lstrip("v")
+    if done.returncode != 0 or not version:
+        return Line("compose", FIX, f"`{cli} compose` is missing", fix, fixable)
+    if not version.startswith(("2", "3", "4")):
+        return Line("compose", FIX, f"Compose {version}: dockyard needs v2", fix, fixable)
+    return Line("compose", OK, f"Compose {version} (`{cli} compose`)")
+
+
+def check_uv(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
+    uv = shutil.which("uv", path=ctx.environ.get("PATH"))
+    if uv is None:
+        return Line("uv", FIX, "uv is not on PATH", "python3 -m pip install uv")
+    try:
+        done = process.run([uv, "--version"], timeout=TIMEOUT * 2)
+    except DockyardError as exc:
+        return Line("uv", FIX, exc.message, "python3 -m pip install --force-reinstall uv")
+    match = re.search(r"(\d+\.\d+\.\d+)", done.stdout)
+    version = match.group(1) if match else "?"
+    settings = ctx.settings
+    if settings is None:
+        return Line("uv", OK, f"uv {version}")
+    pin = _required_version(settings.project_dir)
+    if pin:
+        with contextlib.suppress(InvalidSpecifier):
+            if not SpecifierSet(pin).contains(version):
+                wanted = pin.lstrip("=").strip() if pin.strip().startswith("==") else None
+                fix = f"uv self update {wanted}" if wanted else f'python3 -m pip install "uv{pin}"'
+                return Line("uv", FIX, f"uv {version}, but [tool.uv] required-version is {pin}", fix)
+    lock_file = _lock_path(settings.project_dir)
+    if lock_file is not None:
+        done = process.run(
+            [uv, "export", "--frozen", "--offline", "--quiet", "--no-hashes", "--format", "requirements-txt"],
+            cwd=settings.project_dir, timeout=TIMEOUT * 2, check=False,
+        )  # fmt: skip
+        if done.returncode != 0 and re.search(r"(?i)revision|unknown field|parse|version", done.stderr):
+            return Line(
+                "uv",
+                FIX,
+                f"uv {version} cannot read {lock_file.name}: {_last(done.stderr)}",
+                "uv self update",
+            )
+    image_uv = _image_uv_version(settings)
+    if image_uv and _minor(version) > _minor(image_uv):
+        return Line(
+            "uv", WARN,
+            f"uv {version} here, uv {image_uv} in the image: a lock written by a newer uv may not load there",
+            'pin one: [tool.uv] required-version = "==' + image_uv + '"',
+        )  # fmt: skip
+    pinned = f", pinned {pin}" if pin else ""
+    return Line("uv", OK, f"uv {version}{pinned}; reads {lock_file.name if lock_file else 'no lock yet'}")
+
+
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+
+
+def _last(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _required_version(project_dir: Path) -> str | None:
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        data = tomllib.loads((project_dir / "pyproject.toml").read_text())
+        value = data.get("tool", {}).get("uv", {}).get("required-version")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _lock_path(project_dir: Path) -> Path | None:
+    """uv.lock where uv keeps it: at the workspace root for a member, else beside pyproject.toml."""
+    workspace = find_workspace(project_dir)
+    path = (workspace.root if workspace else project_dir) / "uv.lock"
+    return path if path.is_file() else None
+
+
+def _base_images(settings: config.Settings | None) -> dict[str, str]:
+    """PYTHON_IMAGE and UV_IMAGE as builds use them: build args, else the Dockerfile's defaults."""
+    found = {"PYTHON_IMAGE": DEFAULT_PYTHON_IMAGE, "UV_IMAGE": DEFAULT_UV_IMAGE}
+    if settings is not None:
+        with contextlib.suppress(DockyardError):
+            parsed = dockerfile.parse(settings.dockerfile)
+            found.update({k: v for k, v in parsed.global_args.items() if k in found and v})
+        found.update({k: v for k, v in settings.build_args.items() if k in found})
+    return found
+
+
+def _image_uv_version(settings: config.Settings) -> str | None:
+    image = _base_images(settings)["UV_IMAGE"]
+    match = re.search(r":(\d+\.\d+\.\d+)", image)
+    return match.group(1) if match else None
+
+
+def check_base_images(ctx: Context) -> Line:
+    images = _base_images(ctx.settings)
+    if ctx.settings is None:
+        env = ctx.environ
+        for key in images:
+            if value := env.get(f"DOCKYARD_BUILD_ARG_{key}"):
+                images[key] = value
+    if ctx.client is None:
+        return Line("base images", WARN, f"{', '.join(images.values())}: not checked, no engine", "")
+    import docker.errors  # noqa: PLC0415 - heavy; only the engine's checks need it
+
+    present, pullable, missing = [], [], []
+    for ref in images.values():
+        try:
+            ctx.client.images.get(ref)
+            present.append(ref)
+            continue
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            missing.append(f"{ref} ({engine.first_line(exc)})")
+            continue
+        try:
+            ctx.client.api.inspect_distribution(ref)
+            pullable.append(ref)
+        except Exception as exc:  # registry unreachable, unknown, or slow: not pullable from here
+            missing.append(f"{ref} ({engine.first_line(exc)[:80]})")
+    if missing:
+        fix, fixable = ctx.machine_fix()
+        return Line("base images", FIX, f"cannot be pulled: {'; '.join(missing)}", fix, fixable)
+    parts = []
+    if present:
+        parts.append("present: " + ", ".join(present))
+    if pullable:
+        parts.append("pullable: " + ", ".join(pullable))
+    standin = any(ref.startswith("dockyard-standin/") for ref in present)
+    return Line("base images", OK, "; ".join(parts) + (" (local stand-ins)" if standin else ""))
+
+
+def index_url(environ: Mapping[str, str]) -> str:
+    for key in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        if value := environ.get(key):
+            return value
+    return DEFAULT_INDEX
+
+
+def _handshake(host: str, port: int, context: ssl.SSLContext) -> dict[str, Any]:
+    with (
+        socket.create_connection((host, port), timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        return tls.getpeercert() or {}
+
+
+def _public_roots() -> ssl.SSLContext:
+    """The public web PKI only (certifi's bundle), not this machine's additions."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _issuer(cert: Mapping[str, Any]) -> str:
+    fields = {k: v for rdn in cert.get("issuer", ()) for k, v in rdn}
+    return str(fields.get("commonName") or fields.get("organizationName") or "an unknown issuer")
+
+
+def check_tls(  # noqa: PLR0911 - one return per verdict
+    ctx: Context, public_roots: Callable[[], ssl.SSLContext] = _public_roots
+) -> Line:
+    url = index_url(ctx.environ)
+    parsed = urlparse(url)
+    if parsed.scheme != "https" or not parsed.hostname:
+        return Line("tls", OK, f"{url}: not HTTPS, nothing to intercept")
+    host, port = parsed.hostname, parsed.port or 443
+    try:
+        _handshake(host, port, public_roots())
+    except ssl.SSLCertVerificationError as exc:
+        reason = exc.verify_message or "certificate not trusted"
+    except (OSError, ssl.SSLError) as exc:
+        return Line(
+            "tls",
+            WARN,
+            f"{host}:{port} unreachable ({exc}): downloads in builds will fail",
+            "check the network, or set UV_DEFAULT_INDEX to a reachable index",
+        )
+    else:
+        return Line("tls", OK, f"{host}: no TLS interception (verified with the public roots)")
+    bundle = ctx.settings.ca_bundle if ctx.settings and ctx.settings.ca_bundle else None
+    configured = ctx.environ.get("DOCKYARD_CA_BUNDLE")
+    bundle = bundle or (Path(configured) if configured else None)
+    if bundle is not None:
+        try:
+            cert = _handshake(host, port, ssl.create_default_context(cafile=str(bundle)))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            return Line(
+                "tls",
+                FIX,
+                f"{host}: intercepted ({reason}), and CA bundle {bundle} does not verify it ({exc})",
+                "export DOCKYARD_CA_BUNDLE=/path/to/a/bundle/with/the/proxy/CA.pem",
+            )
+        return Line("tls", OK, f"{host}: intercepted by {_issuer(cert)}; CA bundle {bundle} verifies it")
+    system = ssl.create_default_context()
+    try:
+        cert = _handshake(host, port, system)
+    except (OSError, ssl.SSLError):
+        return Line(
+            "tls",
+            FIX,
+            f"{host}: intercepted ({reason}); no CA bundle configured",
+            "export DOCKYARD_CA_BUNDLE=/path/to/the/proxy-ca-bundle.pem",
+        )
+    if SYSTEM_BUNDLE.is_file():
+        fix, fixable = ctx.machine_fix()
+        return Line(
+            "tls",
+            FIX,
+            f"{host}: intercepted by {_issuer(cert)}; no CA bundle configured for builds",
+            f"export DOCKYARD_CA_BUNDLE={SYSTEM_BUNDLE}  # or: {fix}",
+            fixable,
+        )
+    return Line(
+        "tls",
+        FIX,
+        f"{host}: intercepted by {_issuer(cert)}; no CA bundle configured for builds",
+        "export DOCKYARD_CA_BUNDLE=/path/to/the/system/ca-bundle.pem",
+    )
+
+
+def check_disk(ctx: Context) -> Line:
+    if ctx.client is None:
+        return Line("disk", WARN, "not checked: no engine", "")
+    root = str(ctx.info.get("DockerRootDir", ""))
+    host = ctx.environ.get("DOCKER_HOST", "")
+    if not root or host not in provisioning.DEFAULT_SOCKETS or not Path(root).exists():
+        return Line(
+            "disk", WARN, f"the engine's data root {root or '?'} is not on this machine: not checked", ""
+        )
+    usage = shutil.disk_usage(root)
+    free = f"{usage.free / 1e9:.1f} GB free of {usage.total / 1e9:.0f} GB on {root}"
+    if usage.free < DISK_FIX:
+        return Line("disk", FIX, free, "docker builder prune --force && docker image prune --force")
+    if usage.free < DISK_WARN:
+        return Line("disk", WARN, free, "docker builder prune --force")
+    return Line("disk", OK, free)
+
+
+def check_config(ctx: Context) -> Line:
+    if ctx.project_dir is None:
+        return Line(
+            "config",
+            WARN,
+            "no pyproject.toml here or above: project checks skipped",
+            "cd into the project, or pass --project DIR",
+        )
+    if ctx.settings_error:
+        return Line(
+            "config", FIX, ctx.settings_error, f"edit {ctx.project_dir / 'pyproject.toml'} [tool.dockyard]"
+        )
+    if ctx.settings is None:
+        return Line("config", FIX, "the project could not be read", "dockyard init")
+    try:
+        data = tomllib.loads((ctx.project_dir / "pyproject.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        data = {}
+    if "dockyard" not in data.get("tool", {}):
+        return Line(
+            "config", WARN, f"{ctx.project_dir.name}: no [tool.dockyard] (defaults apply)", "dockyard init"
+        )
+    if not ctx.settings.dockerfile.is_file():
+        return Line("config", FIX, f"no Dockerfile at {ctx.settings.dockerfile}", "dockyard init")
+    return Line(
+        "config", OK, f"[tool.dockyard] valid: image {ctx.settings.image}, {ctx.settings.dockerfile.name}"
+    )
+
+
+def check_lock(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
+    if ctx.settings is None:
+        return Line("lock", WARN, "no project: not checked", "")
+    uv = shutil.which("uv", path=ctx.environ.get("PATH"))
+    if uv is None:
+        return Line("lock", WARN, "not checked: no uv", "")
+    directory = ctx.settings.project_dir
+    if _lock_path(directory) is None:
+        return Line("lock", FIX, "no uv.lock", "uv lock")
+    try:
+        done = process.run(
+            [uv, "lock", "--check", "--offline"], cwd=directory, timeout=TIMEOUT * 2, check=False
+        )
+    except CommandTimeout:
+        return Line("lock", WARN, "`uv lock --check` took too long offline: not checked", "uv lock --check")
+    if done.returncode != 0:
+        reason = _last(done.stderr or done.stdout)
+        if "offline" in reason.lower() or "network" in reason.lower():
+            return Line("lock", WARN, f"not checked offline: {reason}", "uv lock --check")
+        return Line("lock", FIX, f"uv.lock is stale: {reason}", "uv lock")
+    return Line("lock", OK, "uv.lock matches pyproject.toml")
+
+
+# --- running them -----------------------------------------------------------------------------------
+
+ORDER = ("engine", "buildkit", "compose", "uv", "base images", "tls", "disk", "config", "lock")
+
+
+def _context(project: Path | None, environ: Mapping[str, str]) -> Context:
+    project_dir: Path | None
+    try:
+        project_dir = config.find_project((project or Path.cwd()).resolve())
+    except DockyardError:
+        if project is not None:
+            raise UsageError(f"no pyproject.toml in {project} or above: pass a project directory") from None
+        project_dir = None
+    ctx = Context(environ=environ, project_dir=project_dir, decision=provisioning.decide_here(environ))
+    if project_dir is not None:
+        try:
+            ctx.settings = config.load(project_dir, environ)
+        except DockyardError as exc:
+            ctx.settings_error = exc.message
+    return ctx
+
+
+def _guarded(item: str, check: Callable[[Context], Line], ctx: Context) -> Line:
+    try:
+        return check(ctx)
+    except Exception as exc:  # a check that cannot run is reported, never a traceback
+        return Line(item, WARN, f"could not check: {type(exc).__name__}: {exc}", "")
+
+
+def diagnose(project: Path | None = None, environ: Mapping[str, str] | None = None) -> list[Line]:
+    """Every item, concurrently; the engine's answer is shared with the checks that need it."""
+    env = config.effective_environment(environ)
+    ctx = _context(project, env)
+    independent: dict[str, Callable[[Context], Line]] = {
+        "buildkit": check_buildkit,
+        "compose": check_compose,
+        "uv": check_uv,
+        "tls": check_tls,
+        "config": check_config,
+        "lock": check_lock,
+    }
+    lines: dict[str, Line] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(independent) + 1) as pool:
+        futures = {pool.submit(_guarded, item, fn, ctx): item for item, fn in independent.items()}
+
+        def engine_chain() -> list[Line]:
+            first = _guarded("engine", check_engine, ctx)
+            return [first, _guarded("base images", check_base_images, ctx), _guarded("disk", check_disk, ctx)]
+
+        chain = pool.submit(engine_chain)
+        for future, item in futures.items():
+            lines[item] = future.result()
+        for line in chain.result():
+            lines[line.item] = line
+    return [lines[item] for item in ORDER]
+
+
+def ready(lines: list[Line]) -> bool:
+    return all(line.status != FIX for line in lines)
+
+
+def render(lines: list[Line], console: Console, seconds: float | None = None) -> None:
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+    table.add_column("", no_wrap=True)
+    table.add_column("item", no_wrap=True)
+    table.add_column("what was found")
+    table.add_column("fix")
+    colour = {OK: "green", WARN: "yellow", FIX: "bold red"}
+    for line in lines:
+        table.add_row(
+            f"[{colour[line.status]}]{line.status}[/]",
+            line.item,
+            escape(line.detail),
+            escape(line.fix),
+        )
+    console.print(table)
+    verdict = "[bold green]ready[/]" if ready(lines) else "[bold red]not ready[/]: run the FIX commands"
+    took = f" ({seconds:.1f} s)" if seconds is not None else ""
+    console.print(f"{verdict}{took}")
+
+
+def doctor(project: Path | None, console: Console, *, fix: bool = False) -> bool:
+    """Check (and with `fix`, provision and check again); True when ready."""
+    start = time.monotonic()
+    lines = diagnose(project)
+    render(lines, console, time.monotonic() - start)
+    if not fix or ready(lines):
+        if fix:
+            console.print("nothing for --fix to do")
+        return ready(lines)
+    fixable = [line for line in lines if line.status == FIX and line.fixable]
+    if not fixable:
+        console.print("--fix: none of the FIX lines is something provisioning can fix; run their commands")
+        return False
+    decision = provisioning.decide_here()
+    if not decision.provision:
+        raise UsageError(f"--fix cannot provision here ({decision.reason}): {decision.fix}")
+    console.print(
+        f"[bold]--fix[/]: provisioning ({decision.reason}) for: {', '.join(line.item for line in fixable)}"
+    )
+    provisioning.provision(lambda text: console.print(f"  {escape(text)}", highlight=False))
+    start = time.monotonic()
+    lines = diagnose(project)
+    render(lines, console, time.monotonic() - start)
+    return ready(lines)
