@@ -343,6 +343,7 @@ class InitOptions:
     compose: bool = False
     force: bool = False
     dry_run: bool = False
+    add: bool = True  # add dockyard to the project's development dependencies
 
 
 def init_project(directory: Path | None, options: InitOptions, console: Console) -> None:
@@ -359,7 +360,9 @@ def init_project(directory: Path | None, options: InitOptions, console: Console)
         python=options.python,
         compose=options.compose,
     )
-    init_apply.run(directory, inferred, console, force=options.force, dry_run=options.dry_run)
+    init_apply.run(
+        directory, inferred, console, force=options.force, dry_run=options.dry_run, add=options.add
+    )
 
 
 def doctor(project: Path | None, console: Console, *, fix: bool = False) -> None:

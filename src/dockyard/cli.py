@@ -193,6 +193,11 @@ def _add_init_and_doctor(commands: argparse._SubParsersAction[_Parser]) -> None:
     init.add_argument("--python", metavar="X.Y", help="the Python of the base image")
     init.add_argument("--compose", action="store_true", help="also write compose.yaml, one service per role")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
+    init.add_argument(
+        "--no-add",
+        action="store_true",
+        help="do not add dockyard to the dev dependencies (it runs from elsewhere)",
+    )
     init.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
 
     doctor = commands.add_parser("doctor", help="is this machine ready? one line per item, with the fix")
@@ -298,6 +303,7 @@ def _machine_commands(args: argparse.Namespace, console: Console) -> None:
             compose=args.compose,
             force=args.force,
             dry_run=args.dry_run,
+            add=not args.no_add,
         )
         actions.init_project(args.directory or args.project, options, console)
     else:

@@ -306,6 +306,7 @@ def _project_dir(c: Context) -> Path | None:
         "compose": "also write compose.yaml, one service per role",
         "force": "overwrite files that differ",
         "dry-run": "print what would change; write nothing",
+        "no-add": "do not add dockyard to the dev dependencies (it runs from elsewhere)",
     }
 )
 @_door
@@ -319,10 +320,18 @@ def init(
     compose: bool = False,
     force: bool = False,
     dry_run: bool = False,
+    no_add: bool = False,
 ) -> None:
     """Adopt a uv project: Dockerfile, .dockerignore, [tool.dockyard], tasks.py and noxfile.py."""
     options = actions.InitOptions(
-        app=app, worker=worker, port=port, python=python, compose=compose, force=force, dry_run=dry_run
+        app=app,
+        worker=worker,
+        port=port,
+        python=python,
+        compose=compose,
+        force=force,
+        dry_run=dry_run,
+        add=not no_add,
     )
     actions.init_project(Path(directory) if directory else _project_dir(c), options, make_console())
 

@@ -193,12 +193,17 @@ def _file(path: Path, new: str) -> FileChange:
 
 
 def plan(
-    directory: Path, options: Options, *, force: bool = False, source: DockyardSource | None = None
+    directory: Path,
+    options: Options,
+    *,
+    force: bool = False,
+    source: DockyardSource | None = None,
+    add: bool = True,
 ) -> Plan:
     """Read, infer, render and compare; nothing is written."""
     project = projects.read_project(directory)
     adding: DockyardSource | None = None
-    if canonical(project.name) != "dockyard" and not declares_dockyard(project):
+    if add and canonical(project.name) != "dockyard" and not declares_dockyard(project):
         adding = source or running_source()
     files = projects.tree_files(project.directory)
     docker = config.effective_environment().get("DOCKYARD_DOCKER")
@@ -295,9 +300,10 @@ def run(
     force: bool = False,
     dry_run: bool = False,
     source: DockyardSource | None = None,
+    add: bool = True,
 ) -> Plan:
     """`dockyard init`: show what was inferred, then show (--dry-run) or write the files."""
-    first = plan(directory, options, force=force, source=source)
+    first = plan(directory, options, force=force, source=source, add=add)
     project = first.inference.project
     show_inference(first.inference, console)
     if first.conflicts:
@@ -323,7 +329,7 @@ def run(
                     f"`{' '.join(argv)}` failed: {exc.message}; no file was written", detail=exc.output
                 ) from None
         # uv changed pyproject.toml and uv.lock: render again from what is there now.
-        done = plan(directory, options, force=force, source=source)
+        done = plan(directory, options, force=force, source=source, add=add)
         done = replace(done, commands=first.commands)
     for change in done.files:
         if change.changes and (change.how != "replace" or force):

@@ -189,7 +189,10 @@ def infer_ports(
         shown = " ".join(map(str, compose.ports))
         inferred, fact = compose.ports, Fact("ports", shown, f"the services {compose.file} builds from it")
     elif kind == "web":
-        inferred, fact = (runs.DEFAULT_PORT,), Fact("ports", str(runs.DEFAULT_PORT), "what the server command listens on")
+        inferred, fact = (
+            (runs.DEFAULT_PORT,),
+            Fact("ports", str(runs.DEFAULT_PORT), "what the server command listens on"),
+        )
     configured = _configured_ports(project)
     if options.port is None and configured is not None and configured != inferred:
         return configured, Fact(
