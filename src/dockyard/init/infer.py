@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
@@ -136,7 +138,7 @@ def read_compose(project: Project, docker: str | None) -> tuple[ComposeFacts | N
     return compose_facts(project, doc, shown), None
 
 
-def compose_facts(project: Project, doc: dict[str, object], shown: str) -> ComposeFacts:
+def compose_facts(project: Project, doc: Mapping[str, Any], shown: str) -> ComposeFacts:
     """The container ports and named-volume targets of the services built from the project."""
     dockerfile = (project.directory / "Dockerfile").resolve()
     ports: set[int] = set()

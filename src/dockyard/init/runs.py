@@ -325,7 +325,8 @@ def roles(project: Project, run: Run, found: Sources, runtime: Mapping[str, str]
             if pattern.search(script) and name not in {r.name for r in made}:
                 made.append(Role(name, (script,)))
                 break
-    return tuple(made) or (Role("app", None),)
+    order = ("web", "worker", "scheduler")
+    return tuple(sorted(made, key=lambda r: order.index(r.name))) or (Role("app", None),)
 
 
 def smoke(project: Project, run: Run, found: Sources) -> tuple[tuple[str, ...], ...]:
