@@ -107,12 +107,10 @@ def discover_cli(explicit: str | None = None) -> Cli:
         if cli.buildkit is not None:
             return cli
     if not clis:
-        raise EngineUnavailable(
-            "no docker CLI found: install Docker (or run scripts/provision-engine on Debian/Ubuntu)"
-        )
+        raise EngineUnavailable("no docker CLI found: install Docker (`dockyard doctor` says how)")
     raise EngineUnavailable(
         f"no BuildKit build path: {', '.join(c.describe() for c in clis)}; install the buildx "
-        "plugin (docker-buildx-plugin), or run scripts/provision-engine"
+        "plugin (docker-buildx-plugin), or run `dockyard doctor --fix`"
     )
 
 
@@ -146,8 +144,7 @@ class Engine:
             client.ping()
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(
-                f"no Docker engine answers ({first_line(exc)}): start dockerd, or run "
-                "scripts/provision-engine"
+                f"no Docker engine answers ({first_line(exc)}): start dockerd, or run `dockyard doctor --fix`"
             ) from None
         return client
 

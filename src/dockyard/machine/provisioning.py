@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import sys
 from collections.abc import Callable, Mapping
@@ -135,6 +136,16 @@ def provision(on_line: Callable[[str], None], environ: Mapping[str, str] | None 
         )
 
 
+_HINT = re.compile(
+    r"(: start dockerd, or run|[:;,] (install|run)[^:;]*)[^:;]*(dockyard doctor|provision-engine)[^:;]*$"
+)
+
+
+def problem(message: str) -> str:
+    """An engine error without the generic hint at its end (the caller names the precise fix)."""
+    return _HINT.sub("", message)
+
+
 def ensure_engine(
     check: Callable[[], object],
     say: Callable[[str], None],
@@ -148,8 +159,10 @@ def ensure_engine(
     except EngineUnavailable as exc:
         decision = decide_here(environ)
         if not decision.provision:
-            raise EngineUnavailable(f"{exc.message}. To ready this machine: {decision.fix}") from None
-        say(f"dockyard: {exc.message}")
+            raise EngineUnavailable(
+                f"{problem(exc.message)}. To ready this machine: {decision.fix}"
+            ) from None
+        say(f"dockyard: {problem(exc.message)}")
         say(
             f"dockyard: provisioning this machine ({decision.reason}); DOCKYARD_NO_PROVISION=1 turns this off"
         )
