@@ -122,7 +122,7 @@ def test_packaged_cli(tmp_path: Path, images: Callable[[str], str]) -> None:
     data = tomllib.loads((project / "pyproject.toml").read_text())
     assert "dockyard" in data["tool"]["uv"]["sources"]
     assert data["tool"]["dockyard"]["image"] == name
-    # a dockyard from a local path is in the lock: the image installs it --frozen (the path is not in the build)
+    # dockyard from a local path is in the lock, and the build cannot see the path: --frozen
     assert "uv sync --frozen" in (project / "Dockerfile").read_text()
     report = build_and_verify(project)
     assert "0 failed" in report
