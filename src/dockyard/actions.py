@@ -368,8 +368,4 @@ def init_project(directory: Path | None, options: InitOptions, console: Console)
 def doctor(project: Path | None, console: Console, *, fix: bool = False) -> None:
     """`dockyard doctor`: one line per item; raise (exit 1) when the machine is not ready."""
     if not doctors.doctor(project, console, fix=fix):
-        raise NotReady("this machine is not ready for dockyard: run the FIX commands above")
-
-
-class NotReady(DockyardError):
-    """`dockyard doctor` found something to fix (the table says what)."""
+        raise doctors.NotReady("this machine is not ready for dockyard: run the FIX commands above")

@@ -13,8 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from dockyard import __version__, actions, config
-from dockyard.build import stack as stacks
+from dockyard import __version__, config
 from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
 from dockyard.project import workspace
 
@@ -234,6 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_boundary(lambda: _machine_commands(args, console))
 
     def dispatch() -> None:
+        # Imported here, not at the top: `--version`, `--help` and `doctor` start without the engine's
+        # client, BuildKit and the checklist (doctor's time budget is 3 s, imports included).
+        from dockyard import actions  # noqa: PLC0415
+        from dockyard.build import stack as stacks  # noqa: PLC0415
+
         settings = _settings(args)
         if args.command == "build":
             options = actions.BuildOptions(
@@ -294,6 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _machine_commands(args: argparse.Namespace, console: Console) -> None:
     """`init` and `doctor` work before a project is configured: they read no [tool.dockyard] first."""
+    if args.command == "doctor":
+        from dockyard.machine import doctor  # noqa: PLC0415 - see dispatch
+
+        if not doctor.doctor(args.project, console, fix=args.fix):
+            raise doctor.NotReady("this machine is not ready for dockyard: run the FIX commands above")
+        return
+    from dockyard import actions  # noqa: PLC0415 - see dispatch
+
     if args.command == "init":
         options = actions.InitOptions(
             app=args.app,
@@ -306,5 +318,3 @@ def _machine_commands(args: argparse.Namespace, console: Console) -> None:
             add=not args.no_add,
         )
         actions.init_project(args.directory or args.project, options, console)
-    else:
-        actions.doctor(args.project, console, fix=args.fix)

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from dockyard import engine
+from dockyard.init import apply
+from dockyard.init.model import Options
 from tests.engine.conftest import ROOT, TEST_RUN
 
 STARLETTE_APP = """\
@@ -244,3 +246,19 @@ def test_consumer_takes_dockyard_from(
     run(["uv", "run", "invoke", "build", "--quiet"], project)
     report = run(["uv", "run", "nox", "-s", "verify-image"], project)
     assert "0 failed" in report
+
+
+def test_worker_stack_dockerfile_is_what_init_renders() -> None:
+    """examples/worker-stack comes from the template too; its ports and /data come from its compose
+    file, which needs `docker compose config` to read (the other two are checked in tests/unit)."""
+    example = ROOT / "examples" / "worker-stack"
+    result = apply.plan(example, Options(), add=False)
+    assert result.inference.compose is not None
+    assert result.inference.data_dirs == ("/data",)
+    for change in result.files:
+        if change.path.name in ("Dockerfile", ".dockerignore"):
+            assert change.how == "unchanged", (
+                f"examples/worker-stack/{change.path.name} differs from the template: run "
+                "`uv run dockyard init examples/worker-stack --no-add --force`\n"
+                + apply.diff(change, example)
+            )

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dockyard import config, engine, process
+from dockyard import config, process
 from dockyard.errors import CommandError, CommandTimeout, DockyardError, EngineUnavailable, UsageError
 from dockyard.init.infer import DEFAULT_UV_VERSION
 from dockyard.init.project import find_workspace
@@ -45,6 +45,10 @@ DEFAULT_INDEX = "https://pypi.org/simple/"
 DEFAULT_PYTHON_IMAGE = "python:3.13-slim"
 DEFAULT_UV_IMAGE = f"ghcr.io/astral-sh/uv:{DEFAULT_UV_VERSION}"
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+class NotReady(DockyardError):
+    """`dockyard doctor` found something to fix (the table says what)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,11 @@ class Context:
 # --- the checks -------------------------------------------------------------------------------------
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def check_engine(ctx: Context) -> Line:
     import docker  # noqa: PLC0415 - heavy; only the engine's checks need it
     import docker.errors  # noqa: PLC0415
@@ -92,7 +101,7 @@ def check_engine(ctx: Context) -> Line:
         ctx.info = client.info()
         ctx.client = client
     except docker.errors.DockerException as exc:
-        ctx.engine_problem = engine.first_line(exc)
+        ctx.engine_problem = _first_line(exc)
         if host not in provisioning.DEFAULT_SOCKETS:
             return Line(
                 "engine",
@@ -115,6 +124,8 @@ def check_engine(ctx: Context) -> Line:
 
 
 def check_buildkit(ctx: Context) -> Line:
+    from dockyard import engine  # noqa: PLC0415 - it imports docker's client: only in this thread
+
     try:
         cli = engine.discover_cli(
             ctx.environ.get("DOCKYARD_DOCKER") or (ctx.settings.docker if ctx.settings else None)
@@ -252,13 +263,13 @@ def check_base_images(ctx: Context) -> Line:
         except docker.errors.ImageNotFound:
             pass
         except docker.errors.APIError as exc:
-            missing.append(f"{ref} ({engine.first_line(exc)})")
+            missing.append(f"{ref} ({_first_line(exc)})")
             continue
         try:
             ctx.client.api.inspect_distribution(ref)
             pullable.append(ref)
         except Exception as exc:  # registry unreachable, unknown, or slow: not pullable from here
-            missing.append(f"{ref} ({engine.first_line(exc)[:80]})")
+            missing.append(f"{ref} ({_first_line(exc)[:80]})")
     if missing:
         fix, fixable = ctx.machine_fix()
         return Line("base images", FIX, f"cannot be pulled: {'; '.join(missing)}", fix, fixable)
@@ -430,10 +441,23 @@ def check_lock(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
 
 # --- running them -----------------------------------------------------------------------------------
 
-ORDER = ("engine", "buildkit", "compose", "uv", "base images", "tls", "disk", "config", "lock")
+CHECKS: dict[str, Callable[[Context], Line]] = {
+    "engine": check_engine,
+    "buildkit": check_buildkit,
+    "compose": check_compose,
+    "uv": check_uv,
+    "base images": check_base_images,
+    "tls": check_tls,
+    "disk": check_disk,
+    "config": check_config,
+    "lock": check_lock,
+}
+ORDER = tuple(CHECKS)
+ENGINE_CHAIN = ("engine", "base images", "disk")
 
 
-def _context(project: Path | None, environ: Mapping[str, str]) -> Context:
+def context(project: Path | None, environ: Mapping[str, str]) -> Context:
+    """What the checks share, for the project at or above `project` (or the current directory)."""
     project_dir: Path | None
     try:
         project_dir = config.find_project((project or Path.cwd()).resolve())
@@ -460,22 +484,14 @@ def _guarded(item: str, check: Callable[[Context], Line], ctx: Context) -> Line:
 def diagnose(project: Path | None = None, environ: Mapping[str, str] | None = None) -> list[Line]:
     """Every item, concurrently; the engine's answer is shared with the checks that need it."""
     env = config.effective_environment(environ)
-    ctx = _context(project, env)
-    independent: dict[str, Callable[[Context], Line]] = {
-        "buildkit": check_buildkit,
-        "compose": check_compose,
-        "uv": check_uv,
-        "tls": check_tls,
-        "config": check_config,
-        "lock": check_lock,
-    }
+    ctx = context(project, env)
+    independent = {item: CHECKS[item] for item in ORDER if item not in ENGINE_CHAIN}
     lines: dict[str, Line] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(independent) + 1) as pool:
         futures = {pool.submit(_guarded, item, fn, ctx): item for item, fn in independent.items()}
 
-        def engine_chain() -> list[Line]:
-            first = _guarded("engine", check_engine, ctx)
-            return [first, _guarded("base images", check_base_images, ctx), _guarded("disk", check_disk, ctx)]
+        def engine_chain() -> list[Line]:  # these share the engine's answer, in this order
+            return [_guarded(item, CHECKS[item], ctx) for item in ENGINE_CHAIN]
 
         chain = pool.submit(engine_chain)
         for future, item in futures.items():
