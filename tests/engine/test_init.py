@@ -177,9 +177,9 @@ def test_workspace_member(tmp_path: Path, images: Callable[[str], str]) -> None:
     (api / "src" / package / "main.py").write_text(f"import {lib}\n" + STARLETTE_APP)
     adopt(api)
     text = (api / "Dockerfile").read_text()
-    assert f"uv sync --frozen --package {name}-api --no-install-workspace" in text
+    assert f"uv sync --frozen --package {name}-api --no-default-groups --no-install-workspace" in text
     assert "--mount=type=bind,source=packages/lib/pyproject.toml" in text
-    assert "--out-dir /dist packages/lib" in text  # the member it depends on is installed as a wheel
+    assert "--out-dir /wheel packages/lib" in text  # the member it depends on is installed as a wheel
     assert (api / "Dockerfile.dockerignore").is_file()
     assert not (root / ".dockerignore").exists()
     # The checks that read uv.lock and copy the tree look in the member's own directory; a member's lock

@@ -95,11 +95,17 @@ def test_every_dockerfile_keeps_the_recipes_rules(tmp_path: Path) -> None:
         final = _final_stage(text)
         assert "USER 10001:10001" in final, name
         assert "COPY --from=uv" not in code, name  # uv is mounted for a step, never shipped
-        assert "--mount=from=uv,source=/uv,target=/usr/local/bin/uv" in final, name
-        assert "uv sync --locked" in final or "uv sync --frozen" in final, (
-            name
-        )  # dependencies in the final stage
-        assert "--mount=type=cache,target=/root/.cache/uv" in final, name
+        assert "--mount=from=uv,source=/uv,target=/tmp/bin/uv" in final, name
+        # the dependencies are installed in the final stage, with uv's cache a cache mount
+        assert "uv sync --locked" in final or "uv sync --frozen" in final, name
+        assert "--mount=type=cache,target=/tmp/uv-cache" in final, name
+        # every RUN with mounts starts with a tmpfs on /tmp, and every mount sits under it
+        runs = re.findall(r"^RUN (--mount=.*?)(?=\n    [^- ])", text, re.MULTILINE | re.DOTALL)
+        assert len(runs) == (3 if "AS project" in text else 1), name
+        for run in runs:
+            assert run.startswith("--mount=type=tmpfs,target=/tmp "), (name, run[:60])
+            for target in re.findall(r"target=([^ ,]+)", run):
+                assert target == "/tmp" or target.startswith("/tmp/"), (name, target)
         secret_lines = [line for line in text.splitlines() if "ca_bundle" in line and "--mount" in line]
         assert len(secret_lines) == (2 if "AS project" in text else 1), name  # only the downloading steps
         for instruction in ("CMD", "ENTRYPOINT"):
@@ -117,11 +123,12 @@ def test_every_dockerfile_keeps_the_recipes_rules(tmp_path: Path) -> None:
 def test_the_project_layer_comes_from_its_own_stage(tmp_path: Path) -> None:
     text = render.dockerfile(inference(_projects(tmp_path)["web"]))
     assert "FROM ${PYTHON_IMAGE} AS project" in text
-    assert "uv build --wheel --no-sources --no-python-downloads --out-dir /dist" in text
+    assert "/tmp/bin/uv build --wheel --out-dir /wheel" in text
     final = _final_stage(text)
-    install = final.index("--mount=from=project,source=/dist,target=/dist")
-    assert final.index("uv sync --locked --no-install-project") < install < final.index("USER 10001:10001")
-    assert "--no-deps --no-index --no-cache" in final
+    install = final.index("--mount=from=project,source=/wheel,target=/tmp/wheel")
+    sync = final.index("uv sync --locked --no-default-groups --no-install-project")
+    assert sync < install < final.index("USER 10001:10001")
+    assert "--no-deps --no-cache --offline" in final
 
 
 def test_a_web_dockerfile_exposes_and_checks_health_without_curl(tmp_path: Path) -> None:
@@ -152,13 +159,12 @@ def test_system_libraries_are_installed_with_a_reason(tmp_path: Path) -> None:
 def test_a_workspace_member_mounts_every_member_and_builds_the_wheels_it_needs(tmp_path: Path) -> None:
     result = inference(_projects(tmp_path)["member"])
     text = render.dockerfile(result)
-    assert (
-        "--mount=type=bind,source=packages/other/pyproject.toml,target=/app/packages/other/pyproject.toml"
-        in text
-    )
-    assert "uv sync --locked --package api --no-install-workspace" in text
-    assert "uv build --wheel --no-sources --no-python-downloads --out-dir /dist packages/api" in text
-    assert "--out-dir /dist packages/lib" in text
+    other = "packages/other/pyproject.toml"
+    mount = f"--mount=type=bind,source={other},target=/tmp/project/{other}"
+    assert mount in text
+    assert "uv sync --locked --package api --no-default-groups --no-install-workspace" in text
+    assert "/tmp/bin/uv build --wheel --out-dir /wheel packages/api" in text
+    assert "--out-dir /wheel packages/lib" in text
     assert "packages/other --" not in text
     assert "COPY packages/api/src ./packages/api/src" in text
     ignore = render.dockerignore(result)
@@ -283,7 +289,7 @@ def test_a_differing_file_stops_the_run_before_anything_is_written(tmp_path: Pat
         apply.run(root, Options(), quiet(), add=False)
     assert _snapshot(root) == before
     apply.run(root, Options(), quiet(), force=True, add=False)
-    assert (root / "Dockerfile").read_text().startswith("# web: its production image")
+    assert (root / "Dockerfile").read_text().startswith("# web's production image")
 
 
 def test_existing_tasks_and_noxfile_get_lines_appended_never_rewritten(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from dockyard.errors import DockyardError
 from dockyard.init.model import Fact, Inference
 from dockyard.init.project import Project
 
-WIDTH = 110
+WIDTH = 110  # the longest line the renderer makes (a facts row, a shell line)
+PROSE = 104  # comment paragraphs wrap here
 _VALUE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _DIRECTIVE = re.compile(r"^\{%\s*(if|else|endif)\s*(not\s+)?(\w*)\s*%\}$")
 
@@ -70,9 +71,10 @@ def _label_value(text: str) -> str:
 
 
 def _comment_block(text: str, indent: str = "") -> list[str]:
-    return textwrap.wrap(text, WIDTH - 2 - len(indent), initial_indent=indent, subsequent_indent=indent) or [
-        ""
-    ]
+    wrapped = textwrap.wrap(
+        text, PROSE, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+    )
+    return wrapped or [""]
 
 
 def facts_table(facts: Sequence[Fact]) -> list[str]:
@@ -94,24 +96,40 @@ def facts_table(facts: Sequence[Fact]) -> list[str]:
 
 def header(inference: Inference) -> str:
     project = inference.project
+    what = "package" if project.packaged else "modules"
+    data = "".join(f" and {d}" for d in inference.data_dirs)
+    mounted = "the lock files, the wheel" if project.packaged else "the lock files"
+    keyed = (
+        "uv.lock and pyproject.toml"
+        if not project.workspace
+        else "uv.lock and the workspace's pyproject.toml files"
+    )
+    paragraphs = [
+        "Build it with `invoke build`. It needs only the engine's built-in BuildKit (Engine 20.10+) or "
+        "buildx: no `# syntax=` line, no heredocs, no variables inside --mount, no COPY --link. After "
+        "changing any of the above, `dockyard init --dry-run` shows what init would write now.",
+        f"Layers of the final image, bottom to top: the base image, the user{data}, the locked dependencies "
+        f"(keyed only on {keyed}), then a small layer holding just the project's own {what}. A source-only "
+        "change rebuilds and ships only that last layer.",
+        "Everything is installed in the final stage, so an inline cache (`--cache-from` an image pushed with "
+        f"`--cache-to`) carries the dependency layer to a fresh machine and its install does not run again. "
+        f"uv, {mounted} and the CA bundle are mounted for the steps that use them, never copied: they are "
+        "not in the image. The mounts sit under a tmpfs on /tmp, so their mount points leave nothing in a "
+        "layer either.",
+    ]
     lines = [
-        f"# {project.name}: its production image, written by `dockyard init` from what it found:",
+        f"# {project.name}'s production image, written by `dockyard init` from what it found:",
         "#",
         *facts_table(inference.facts),
-        "#",
     ]
-    prose = (
-        "Run `dockyard init --dry-run` after changing any of that to see what init would write now. "
-        "Needs only the engine's built-in BuildKit (Engine 20.10+) or buildx: no `# syntax=` line, no "
-        "heredocs, no variables inside --mount. The final image's layers, bottom to top: the base image, "
-        "the user, the locked dependencies, then one small layer holding just the project, so a "
-        "source-only change rebuilds and ships kilobytes. It runs as uid 10001."
-    )
-    lines += ["# " + line for line in _comment_block(prose)]
+    for paragraph in paragraphs:
+        lines += ["#", *_comment_block(paragraph, "# ")]
     return "\n".join(line.rstrip() for line in lines)
 
 
 # --- Dockerfile -------------------------------------------------------------------------------------
+
+UV = "/tmp/bin/uv"  # noqa: S108 - a mount point under the step's own tmpfs, not a temporary file
 
 
 def _project_copies(inference: Inference) -> str:
@@ -120,50 +138,57 @@ def _project_copies(inference: Inference) -> str:
         files = " ".join(source.files)
         target = "./" if source.directory == "." else f"./{source.directory}/"
         lines.append(f"COPY {files} {target}")
-        for tree in source.trees:
-            lines.append(f"COPY {tree} ./{tree}")
+        lines += [f"COPY {tree} ./{tree}" for tree in source.trees]
     return "\n".join(lines)
 
 
 def _wheel_build(inference: Inference) -> str:
-    base = "uv build --wheel --no-sources --no-python-downloads --out-dir /dist"
-    dirs = [s.directory for s in inference.wheel_sources]
-    if dirs == ["."]:
-        return base
-    return " \\\n    && ".join(f"{base} {d}" for d in dirs)
+    build = f"{UV} build --wheel --out-dir /wheel"
+    directories = [s.directory for s in inference.wheel_sources]
+    if directories == ["."]:
+        return f"    UV_CACHE_DIR=/tmp/uv-cache UV_PYTHON_DOWNLOADS=never \\\n    {build}"
+    commands = " \\\n    && ".join(f"{build} {d}" for d in directories)
+    return f"    export UV_CACHE_DIR=/tmp/uv-cache UV_PYTHON_DOWNLOADS=never; \\\n    {commands}"
+
+
+def _wrapped(words: list[str], indent: str) -> list[str]:
+    """Shell words on lines that stay within WIDTH with a continuation backslash (joined by the caller)."""
+    lines = [indent + words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) + 2 > WIDTH:
+            lines.append(indent + word)
+        else:
+            lines[-1] += " " + word
+    return lines
 
 
 def _sync(inference: Inference) -> str:
     project = inference.project
     flags = [inference.lock_flag]
     if project.workspace:
-        flags += [f"--package {project.name}", "--no-install-workspace"]
+        flags += ["--package", project.name, "--no-default-groups", "--no-install-workspace"]
     else:
-        flags.append("--no-install-project")
-    flags += ["--no-default-groups", "--no-editable"]
-    first = "    uv sync " + " ".join(flags) + " \\"
-    second = "        --compile-bytecode --link-mode=copy --no-python-downloads"
-    if not inference.build_packages:
-        return f"{first}\n{second}"
-    names = " ".join(p.name for p in inference.build_packages)
-    return "\n".join(
-        [
-            f"    apt-get update && apt-get install -y --no-install-recommends {names} \\",
-            f"    && {first.strip()}",
-            f"    {second.strip()} \\",
-            f"    && apt-get purge -y --auto-remove {names} && rm -rf /var/lib/apt/lists/*",
+        flags += ["--no-default-groups", "--no-install-project"]
+    flags += ["--no-editable", "--compile-bytecode", "--link-mode=copy"]
+    env = "UV_CACHE_DIR=/tmp/uv-cache UV_PROJECT_ENVIRONMENT=/app/.venv UV_PYTHON_DOWNLOADS=never"
+    sync = _wrapped([f"{UV} sync", *flags], "       ")
+    lines = ["    cd /tmp/project", f"    && {env}", *sync]
+    if inference.build_packages:
+        names = " ".join(p.name for p in inference.build_packages)
+        lines = [
+            f"    apt-get update && apt-get install -y --no-install-recommends {names}",
+            "    && " + lines[0].strip(),
+            *lines[1:],
         ]
-    )
+        lines.append(f"    && apt-get purge -y --auto-remove {names} && rm -rf /var/lib/apt/lists/*")
+    return " \\\n".join(lines)
 
 
 def _app_copies(inference: Inference) -> str:
     files = [p for p in inference.app_paths if p.endswith(".py")]
     dirs = [p for p in inference.app_paths if not p.endswith(".py")]
-    lines = []
-    if files:
-        lines.append(f"COPY {' '.join(files)} ./")
-    for directory in dirs:
-        lines.append(f"COPY {directory} ./{directory.rsplit('/', 1)[-1]}")
+    lines = [f"COPY {' '.join(files)} ./"] if files else []
+    lines += [f"COPY {directory} ./{directory.rsplit('/', 1)[-1]}" for directory in dirs]
     return "\n".join(lines)
 
 
@@ -192,14 +217,28 @@ def _source_url(urls: Mapping[str, str]) -> str | None:
     return None
 
 
+_EXEC_FORM = "# Exec form: the {} is PID 1 and gets `docker stop`'s SIGTERM"
+_CMD_COMMENTS = {
+    "web": _EXEC_FORM.format("server") + ", which starts a graceful shutdown.",
+    "worker": _EXEC_FORM.format("worker") + ", so it ends its current job.",
+    "job": _EXEC_FORM.format("process") + ".",
+}
+
+
 def _cmd_comment(inference: Inference) -> str:
-    if inference.kind == "web":
-        return "# Exec form: the server is PID 1 and gets `docker stop`'s SIGTERM for a graceful shutdown."
-    if inference.kind == "worker":
-        return "# Exec form: the worker is PID 1 and gets `docker stop`'s SIGTERM to finish its current job."
-    if inference.kind == "cli":
-        return "# `docker run IMAGE ARGS...` passes ARGS to the command; with none, it prints its help."
-    return "# Exec form: the process is PID 1 and gets `docker stop`'s SIGTERM."
+    return _CMD_COMMENTS.get(inference.kind, "") if inference.run.cmd else ""
+
+
+def _healthcheck_comment(inference: Inference) -> str:
+    lines = ["# Python, not curl: the slim base has no curl, and the app's interpreter is there anyway."]
+    if inference.healthcheck and "urlopen" in inference.healthcheck[-1]:
+        lines[0] += " Any error"
+        lines.append(
+            "# (refused, timeout, non-2xx status) raises, and the non-zero exit marks the probe failed."
+        )
+    else:
+        lines.append("# No health route was found: any HTTP answer below 500 means the server is up.")
+    return "\n".join(lines)
 
 
 def dockerfile(inference: Inference) -> str:
@@ -207,11 +246,7 @@ def dockerfile(inference: Inference) -> str:
     runtime = inference.runtime_packages
     why = "; ".join(dict.fromkeys(f"{p.name}: {p.why}" for p in runtime))
     data_dirs = "".join(f" \\\n    && mkdir -p {d} && chown 10001:10001 {d}" for d in inference.data_dirs)
-    keyed = (
-        " and ".join(inference.mounts)
-        if len(inference.mounts) <= 2
-        else "uv.lock and the pyproject.toml files"
-    )
+    keyed = "pyproject.toml and uv.lock" if not project.workspace else "uv.lock and the pyproject.toml files"
     values: dict[str, object] = {
         "header": header(inference),
         "python_image": f"python:{inference.python}-slim",
@@ -230,12 +265,13 @@ def dockerfile(inference: Inference) -> str:
         ),
         "keyed_on": keyed,
         "bind_mounts": "\n".join(
-            f"    --mount=type=bind,source={m},target=/app/{m} \\" for m in inference.mounts
+            f"    --mount=type=bind,source={m},target=/tmp/project/{m} \\" for m in inference.mounts
         ),
         "sync_command": _sync(inference),
         "app_copies": _app_copies(inference),
         "ports": " ".join(str(p) for p in inference.ports),
         "healthcheck": _exec_form(inference.healthcheck) if inference.healthcheck else "",
+        "healthcheck_comment": _healthcheck_comment(inference),
         "entrypoint": _exec_form(inference.run.entrypoint) if inference.run.entrypoint else "",
         "cmd": _exec_form(inference.run.cmd) if inference.run.cmd else "",
         "cmd_comment": _cmd_comment(inference),
