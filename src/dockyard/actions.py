@@ -63,8 +63,23 @@ def ready_engine(settings: config.Settings, console: Console, *, build: bool = T
         console.print(line, markup=False, highlight=False)
 
     if provisioning.ensure_engine(check, say):
-        return config.load(settings.project_dir)
+        return _with_machine_file(settings)
     return settings
+
+
+def _with_machine_file(settings: config.Settings) -> config.Settings:
+    """The settings with what a machine file written since they were read says (the docker CLI, the
+    base-image build args, the CA bundle), below the real environment as always."""
+    env = config.effective_environment()
+    prefix = "DOCKYARD_BUILD_ARG_"
+    machine_args = {k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix) and k != prefix}
+    bundle = env.get("DOCKYARD_CA_BUNDLE")
+    return replace(
+        settings,
+        build_args={**settings.build_args, **machine_args},
+        docker=env.get("DOCKYARD_DOCKER") or settings.docker,
+        ca_bundle=settings.project_dir / bundle if bundle else settings.ca_bundle,
+    )
 
 
 def print_project(settings: config.Settings, console: Console) -> None:

@@ -8,7 +8,6 @@ normalised project name. Nothing here decides what the image needs: that is `doc
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 from dockyard import git
 from dockyard.errors import DockyardError, UsageError
+from dockyard.project import workspace as workspaces
 
 # Directories that never hold the application's own importable code (nor go into the image).
 NOT_SOURCE = frozenset(
@@ -164,38 +164,16 @@ def read_lock(path: Path) -> Lock | None:
 
 
 def find_workspace(directory: Path) -> Workspace | None:
-    """The uv workspace `directory` belongs to, found as uv does: the nearest pyproject.toml at or above
-    it with `[tool.uv.workspace]` whose members include it (and whose `exclude` does not)."""
-    for candidate in (directory, *directory.parents):
-        pyproject = candidate / "pyproject.toml"
-        if not pyproject.is_file():
-            continue
-        try:
-            data = tomllib.loads(pyproject.read_text())
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-        table = data.get("tool", {}).get("uv", {}).get("workspace")
-        if not isinstance(table, dict):
-            continue
-        members = _expand(candidate, table.get("members", []), table.get("exclude", []))
-        if "project" in data:
-            members = sorted({candidate, *members})
-        if directory == candidate or directory in members:
-            if members == [candidate]:
-                return None  # a workspace of one: a plain project
-            return Workspace(candidate, tuple(members))
-        return None  # inside a workspace's tree but not a member: uv treats it on its own
-    return None
-
-
-def _expand(root: Path, members: list[str], exclude: list[str]) -> list[Path]:
-    found: set[Path] = set()
-    for pattern in members:
-        for path in root.glob(pattern):
-            if (path / "pyproject.toml").is_file():
-                found.add(path.resolve())
-    excluded = {p.resolve() for pattern in exclude for p in root.glob(pattern)}
-    return sorted(found - excluded)
+    """The uv workspace `directory` belongs to, as uv finds it (`dockyard.project.workspace.find`);
+    None for a project of its own, or a workspace whose only member is the project itself."""
+    try:
+        found = workspaces.find(directory)
+    except DockyardError:
+        return None
+    members = tuple(sorted(m.directory for m in found.members))
+    if not found.declared or members == (directory,):
+        return None
+    return Workspace(found.root, members)
 
 
 def _python_version_file(directory: Path, workspace: Workspace | None) -> str | None:
@@ -381,7 +359,3 @@ def module_of(path: str, project: Project) -> str:
     if parts and parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
-
-
-def matches(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(name, p) for p in patterns)

@@ -33,7 +33,6 @@ from rich.table import Table
 from dockyard import config, process
 from dockyard.errors import CommandError, CommandTimeout, DockyardError, EngineUnavailable, UsageError
 from dockyard.init.infer import DEFAULT_UV_VERSION
-from dockyard.init.project import find_workspace
 from dockyard.machine import provisioning
 from dockyard.project import dockerfile
 
@@ -171,18 +170,18 @@ def check_uv(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
     settings = ctx.settings
     if settings is None:
         return Line("uv", OK, f"uv {version}")
-    pin = _required_version(settings.project_dir)
+    pin = _required_version(settings.package_path) or _required_version(settings.workspace_dir)
     if pin:
         with contextlib.suppress(InvalidSpecifier):
             if not SpecifierSet(pin).contains(version):
                 wanted = pin.lstrip("=").strip() if pin.strip().startswith("==") else None
                 fix = f"uv self update {wanted}" if wanted else f'python3 -m pip install "uv{pin}"'
                 return Line("uv", FIX, f"uv {version}, but [tool.uv] required-version is {pin}", fix)
-    lock_file = _lock_path(settings.project_dir)
+    lock_file = settings.lock_file if settings.lock_file.is_file() else None
     if lock_file is not None:
         done = process.run(
             [uv, "export", "--frozen", "--offline", "--quiet", "--no-hashes", "--format", "requirements-txt"],
-            cwd=settings.project_dir, timeout=TIMEOUT * 2, check=False,
+            cwd=settings.workspace_dir, timeout=TIMEOUT * 2, check=False,
         )  # fmt: skip
         if done.returncode != 0 and re.search(r"(?i)revision|unknown field|parse|version", done.stderr):
             return Line(
@@ -217,13 +216,6 @@ def _required_version(project_dir: Path) -> str | None:
         value = data.get("tool", {}).get("uv", {}).get("required-version")
         return value if isinstance(value, str) else None
     return None
-
-
-def _lock_path(project_dir: Path) -> Path | None:
-    """uv.lock where uv keeps it: at the workspace root for a member, else beside pyproject.toml."""
-    workspace = find_workspace(project_dir)
-    path = (workspace.root if workspace else project_dir) / "uv.lock"
-    return path if path.is_file() else None
 
 
 def _base_images(settings: config.Settings | None) -> dict[str, str]:
@@ -387,7 +379,7 @@ def check_disk(ctx: Context) -> Line:
     return Line("disk", OK, free)
 
 
-def check_config(ctx: Context) -> Line:
+def check_config(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
     if ctx.project_dir is None:
         return Line(
             "config",
@@ -409,6 +401,9 @@ def check_config(ctx: Context) -> Line:
         return Line(
             "config", WARN, f"{ctx.project_dir.name}: no [tool.dockyard] (defaults apply)", "dockyard init"
         )
+    problems = dict(ctx.settings.problems)
+    if problems:
+        return Line("config", FIX, next(iter(problems.values())), "dockyard init")
     if not ctx.settings.dockerfile.is_file():
         return Line("config", FIX, f"no Dockerfile at {ctx.settings.dockerfile}", "dockyard init")
     return Line(
@@ -422,9 +417,9 @@ def check_lock(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
     uv = shutil.which("uv", path=ctx.environ.get("PATH"))
     if uv is None:
         return Line("lock", WARN, "not checked: no uv", "")
-    directory = ctx.settings.project_dir
-    if _lock_path(directory) is None:
-        return Line("lock", FIX, "no uv.lock", "uv lock")
+    directory = ctx.settings.workspace_dir
+    if not ctx.settings.lock_file.is_file():
+        return Line("lock", FIX, f"no uv.lock in {directory}", "uv lock")
     try:
         done = process.run(
             [uv, "lock", "--check", "--offline"], cwd=directory, timeout=TIMEOUT * 2, check=False
