@@ -21,7 +21,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from dockyard import process
 from dockyard.errors import CommandError, UsageError
-from dockyard.init import deps, runs
+from dockyard.init import DEFAULT_UV_VERSION, deps, runs
 from dockyard.init import project as projects
 from dockyard.init.model import (
     APP_UID,
@@ -39,7 +39,6 @@ from dockyard.init.project import Project, canonical
 # allows it (it is the version of the machine's base-image stand-in), else the closest it allows.
 KNOWN_PYTHONS = ((3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14))
 DEFAULT_PYTHON = (3, 13)
-DEFAULT_UV_VERSION = "0.13.8"  # the uv image when the project pins none (provision.sh's stand-in too)
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 
 

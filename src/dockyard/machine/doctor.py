@@ -32,7 +32,7 @@ from rich.table import Table
 
 from dockyard import config, process
 from dockyard.errors import CommandError, CommandTimeout, DockyardError, EngineUnavailable, UsageError
-from dockyard.init.infer import DEFAULT_UV_VERSION
+from dockyard.init import DEFAULT_UV_VERSION
 from dockyard.machine import provisioning
 from dockyard.project import dockerfile
 
