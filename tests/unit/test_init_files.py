@@ -18,8 +18,15 @@ from dockyard.init import apply, infer, render
 from dockyard.init.model import Inference, Options
 from dockyard.init.project import read_project, tree_files
 from dockyard.project import dockerfile as dockerfiles
-from tests.unit.test_init_infer import CELERY, STARLETTE_APP, _workspace
-from tests.unit.trees import Locked, git_init, packaged_project, write
+from tests.unit.trees import (
+    CELERY,
+    STARLETTE_APP,
+    Locked,
+    git_init,
+    packaged_project,
+    workspace_member,
+    write,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_MACHINE = {"DOCKYARD_MACHINE_FILE": "/nonexistent/machine.env"}
@@ -73,7 +80,7 @@ def _projects(tmp_path: Path) -> dict[str, Path]:
         scripts={"db": "db:main"},
         locked=[Locked("psycopg2", wheels=[])],
     )
-    member = _workspace(tmp_path / "ws")
+    member = workspace_member(tmp_path / "ws")
     return {"cli": cli, "web": web, "virtual": virtual, "worker": worker, "libs": libs, "member": member}
 
 

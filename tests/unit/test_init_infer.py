@@ -10,16 +10,19 @@ from dockyard.errors import UsageError
 from dockyard.init import infer, runs
 from dockyard.init.model import DockyardSource, Inference, Options
 from dockyard.init.project import read_project, tree_files
-from tests.unit.trees import CP313_LINUX, Locked, git_init, lock_text, packaged_project, pyproject, write
+from tests.unit.trees import (
+    CELERY,
+    CP313_LINUX,
+    STARLETTE_APP,
+    Locked,
+    git_init,
+    packaged_project,
+    pyproject,
+    workspace_member,
+    write,
+)
 
 ANY = "0.0.0.0"  # noqa: S104 - the address the server commands bind in the container
-
-STARLETTE_APP = """\
-from starlette.applications import Starlette
-from starlette.routing import Route
-
-app = Starlette(routes=[])
-"""
 
 
 def inferred(root: Path, options: Options | None = None, **kwargs: object) -> Inference:
@@ -119,45 +122,8 @@ def test_tool_uv_package_false_overrides_a_build_system(tmp_path: Path) -> None:
     assert not read_project(root).packaged
 
 
-def _workspace(root: Path) -> Path:
-    write(
-        root,
-        {
-            "pyproject.toml": '[project]\nname = "root"\nversion = "0"\nrequires-python = ">=3.11"\n'
-            '[tool.uv.workspace]\nmembers = ["packages/*"]\n',
-            "packages/api/pyproject.toml": pyproject(
-                "api",
-                ["lib", "starlette", "uvicorn"],
-                extra="\n[tool.uv.sources]\nlib = { workspace = true }\n",
-            ),
-            "packages/api/README.md": "# api\n",
-            "packages/api/src/api/__init__.py": "",
-            "packages/api/src/api/main.py": STARLETTE_APP,
-            "packages/lib/pyproject.toml": pyproject("lib"),
-            "packages/lib/src/lib/__init__.py": "",
-            "packages/other/pyproject.toml": pyproject("other"),
-            "packages/other/src/other/__init__.py": "",
-        },
-    )
-    members = [
-        Locked("root", "0", source='source = { virtual = "." }'),
-        Locked(
-            "api",
-            "0.1.0",
-            source='source = { editable = "packages/api" }',
-            dependencies=["lib", "starlette", "uvicorn"],
-        ),
-        Locked("lib", "0.1.0", source='source = { editable = "packages/lib" }'),
-        Locked("other", "0.1.0", source='source = { editable = "packages/other" }'),
-        Locked("starlette"),
-        Locked("uvicorn"),
-    ]
-    (root / "uv.lock").write_text(lock_text(members, members=["api", "lib", "other", "root"]))
-    return root / "packages" / "api"
-
-
 def test_workspace_member_builds_from_the_workspace_root(tmp_path: Path) -> None:
-    result = inferred(_workspace(tmp_path))
+    result = inferred(workspace_member(tmp_path))
     project = result.project
     assert project.context == tmp_path
     assert project.relative == "packages/api"
@@ -317,15 +283,6 @@ def test_app_flag_and_port_flag_override_inference(tmp_path: Path) -> None:
     assert "9000" in result.healthcheck[2]
     with pytest.raises(UsageError, match="MODULE:ATTR"):
         inferred(root, Options(app="web.main"))
-
-
-CELERY = """\
-from celery import Celery
-from celery.schedules import crontab
-
-app = Celery("jobs", broker="redis://redis:6379/0")
-app.conf.beat_schedule = {"tick": {"task": "jobs.tasks.tick", "schedule": crontab()}}
-"""
 
 
 def test_a_celery_app_is_a_worker_with_a_scheduler_role(tmp_path: Path) -> None:

@@ -134,3 +134,57 @@ def git_init(root: Path) -> None:
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"],
     ):
         subprocess.run(argv, cwd=root, check=True, capture_output=True)
+
+
+STARLETTE_APP = """\
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+app = Starlette(routes=[])
+"""
+
+CELERY = """\
+from celery import Celery
+from celery.schedules import crontab
+
+app = Celery("jobs", broker="redis://redis:6379/0")
+app.conf.beat_schedule = {"tick": {"task": "jobs.tasks.tick", "schedule": crontab()}}
+"""
+
+
+def workspace_member(root: Path) -> Path:
+    """A workspace of three members under packages/; returns api, which depends on lib (not other)."""
+    write(
+        root,
+        {
+            "pyproject.toml": '[project]\nname = "root"\nversion = "0"\nrequires-python = ">=3.11"\n'
+            '[tool.uv.workspace]\nmembers = ["packages/*"]\n',
+            "packages/api/pyproject.toml": pyproject(
+                "api",
+                ["lib", "starlette", "uvicorn"],
+                extra="\n[tool.uv.sources]\nlib = { workspace = true }\n",
+            ),
+            "packages/api/README.md": "# api\n",
+            "packages/api/src/api/__init__.py": "",
+            "packages/api/src/api/main.py": STARLETTE_APP,
+            "packages/lib/pyproject.toml": pyproject("lib"),
+            "packages/lib/src/lib/__init__.py": "",
+            "packages/other/pyproject.toml": pyproject("other"),
+            "packages/other/src/other/__init__.py": "",
+        },
+    )
+    members = [
+        Locked("root", "0", source='source = { virtual = "." }'),
+        Locked(
+            "api",
+            "0.1.0",
+            source='source = { editable = "packages/api" }',
+            dependencies=["lib", "starlette", "uvicorn"],
+        ),
+        Locked("lib", "0.1.0", source='source = { editable = "packages/lib" }'),
+        Locked("other", "0.1.0", source='source = { editable = "packages/other" }'),
+        Locked("starlette"),
+        Locked("uvicorn"),
+    ]
+    (root / "uv.lock").write_text(lock_text(members, members=["api", "lib", "other", "root"]))
+    return root / "packages" / "api"

@@ -362,10 +362,9 @@ def _print_summary(result: Plan, console: Console) -> None:
     if not any(c.changes for c in result.files) and not result.commands:
         console.print("[green]nothing to change[/]: the project already has what init writes")
         return
-    runner = "uv run"
+    if git.toplevel(base) is None:
+        console.print("[yellow]note:[/] not a git repository: `git init` and commit, so images are tagged by")
+        console.print("  commit and verify's lock-current check can see uv.lock committed")
     console.print("[bold green]ready[/]: commit these files, then")
-    console.print(f"  {runner} invoke build            # build the image", markup=False)
-    console.print(f"  {runner} nox -s verify-image     # build it and run the checklist", markup=False)
-    in_git = git.state(base).sha is not None or (base / ".git").exists()
-    if not in_git:
-        console.print("  (not a git repository: image tags fall back to the version)", markup=False)
+    console.print("  uv run invoke build            # build the image", markup=False)
+    console.print("  uv run nox -s verify-image     # build it and run the checklist", markup=False)

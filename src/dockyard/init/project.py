@@ -37,7 +37,6 @@ class LockedPackage:
     source: Mapping[str, Any]
     wheels: tuple[tuple[str, int], ...]  # (file name, size in bytes)
     has_sdist: bool
-    extras: tuple[str, ...] = ()
 
     @property
     def source_kind(self) -> str:
@@ -52,7 +51,6 @@ class LockedPackage:
 @dataclass(frozen=True)
 class Lock:
     path: Path
-    revision: int | None
     members: tuple[str, ...]  # `[manifest] members`: the workspace's packages (canonical names)
     packages: Mapping[str, tuple[LockedPackage, ...]]
 
@@ -150,14 +148,11 @@ def read_lock(path: Path) -> Lock | None:
             source=raw.get("source", {}),
             wheels=wheels,
             has_sdist="sdist" in raw,
-            extras=tuple(raw.get("optional-dependencies", {})),
         )
         packages.setdefault(package.name, []).append(package)
     members = tuple(canonical(m) for m in data.get("manifest", {}).get("members", ()))
-    revision = data.get("revision")
     return Lock(
         path=path,
-        revision=revision if isinstance(revision, int) else None,
         members=members,
         packages={k: tuple(v) for k, v in packages.items()},
     )

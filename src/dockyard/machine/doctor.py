@@ -504,8 +504,8 @@ def render(lines: list[Line], console: Console, seconds: float | None = None) ->
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
     table.add_column("", no_wrap=True)
     table.add_column("item", no_wrap=True)
-    table.add_column("what was found")
-    table.add_column("fix")
+    table.add_column("what was found", overflow="fold")
+    table.add_column("fix", overflow="fold")
     colour = {OK: "green", WARN: "yellow", FIX: "bold red"}
     for line in lines:
         table.add_row(
