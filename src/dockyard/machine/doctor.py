@@ -270,7 +270,7 @@ def check_base_images(ctx: Context) -> Line:
         parts.append("present: " + ", ".join(present))
     if pullable:
         parts.append("pullable: " + ", ".join(pullable))
-    standin = any(ref.startswith("dockyard-standin/") for ref in present)
+    standin = any("dockyard-standin/" in ref for ref in present)
     return Line("base images", OK, "; ".join(parts) + (" (local stand-ins)" if standin else ""))
 
 
