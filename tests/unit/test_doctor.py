@@ -60,7 +60,7 @@ def test_missing_engine_gives_its_fix_line(bare_env: Path, monkeypatch: pytest.M
 
 
 def test_missing_engine_through_the_cli_exits_1_and_names_the_fix(bare_env: Path) -> None:
-    env = {**os.environ, "DOCKER_HOST": f"unix://{bare_env / 'dead.sock'}", "COLUMNS": "250"}
+    env = {**os.environ, "DOCKER_HOST": f"unix://{bare_env / 'dead.sock'}"}
     done = subprocess.run(
         [sys.executable, "-m", "dockyard", "doctor"],
         cwd=ROOT,
@@ -71,7 +71,8 @@ def test_missing_engine_through_the_cli_exits_1_and_names_the_fix(bare_env: Path
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FIX" in done.stdout
-    assert "or unset DOCKER_HOST" in done.stdout
+    words = set(done.stdout.split())  # the table wraps long cells: look for the fix's words
+    assert {"start", "unset", "DOCKER_HOST"} <= words
     assert "not ready" in done.stdout
     assert "Traceback" not in done.stderr
 
