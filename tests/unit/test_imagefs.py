@@ -320,19 +320,14 @@ def test_needle_split_across_tiny_chunks_is_found() -> None:
     content = b"....." + TOKEN + b"....."
     for read_size in (1, 2, 3, 7, len(TOKEN) - 1, len(TOKEN), 64):
         search = export._NeedleSearch({"t": TOKEN, "short": b"..", "miss": b"nope"})
-        stream = io.BufferedReader(io.BytesIO(content), buffer_size=read_size)
-        reads = [stream.read(read_size) for _ in range(len(content) // read_size + 1)]
-        assert search.search(_Reads(reads), len(content)) == ["short", "t"], read_size
-
-
-class _Reads:
-    """A stream that returns the given reads, one per call."""
-
-    def __init__(self, reads: list[bytes]) -> None:
-        self._reads = iter(reads)
-
-    def read(self, size: int = -1, /) -> bytes:
-        return next(self._reads, b"")
+        hits: list[tuple[str, str, str]] = []
+        sink = export._NeedleLayer(search, "layer", hits).file("f", len(content))
+        assert sink is not None
+        for start in range(0, len(content), read_size):
+            if not sink.feed(content[start : start + read_size]):
+                break
+        sink.close()
+        assert hits == [("short", "layer", "f"), ("t", "layer", "f")], read_size
 
 
 def test_no_hit_in_a_file_shorter_than_the_needle_and_one_hit_per_file() -> None:
@@ -350,10 +345,10 @@ def test_needle_in_a_repeated_layer_is_reported_for_each_position() -> None:
 
 
 def test_without_needles_file_contents_are_not_searched(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(*_: object) -> list[str]:
+    def fail(*_: object) -> bool:
         raise AssertionError("searched")
 
-    monkeypatch.setattr(export._NeedleSearch, "search", fail)
+    monkeypatch.setattr(export._NeedleFile, "feed", fail)
     scan = scan_export(chunked(docker_save([layer_tar(BASE)])), needles={})
     assert scan.hits == []
 

@@ -9,9 +9,16 @@ only metadata (path, type, size) is kept.
 For every layer it computes the `diff_id` (sha256 of the uncompressed layer tar, the value
 `docker image inspect` lists under RootFS.Layers), the uncompressed size, the file entries, the
 whiteouts and the opaque directories; optionally it searches every regular file for "needles"
-(secret byte strings that must not be in an image). Both export layouts are read: Docker's legacy
-layout (`<id>/layer.tar`, Engine < 25) and the OCI layout (`blobs/sha256/<digest>`, Engine 25+,
-layer blobs plain or gzip-compressed).
+(secret byte strings that must not be in an image) and hands file contents to content hooks
+(`ContentHook`: the credential and build-secret scanners), so every file is read once for all of
+them, a chunk at a time. Both export layouts are read: Docker's legacy layout (`<id>/layer.tar`,
+Engine < 25) and the OCI layout (`blobs/sha256/<digest>`, Engine 25+, layer blobs plain or
+gzip-compressed).
+
+Given the image's diff ids, the scan tells a hook which layer a member holds before reading it
+(`predict_layer_members`), so a hook can pass over the base image's layers: the legacy layout names
+every layer but the top one by an id derived from the diff ids alone, and the OCI layout names an
+uncompressed layer by its diff id. A member it cannot place is handed over with no index.
 
 `compute_waste` is a pure function over the scanned layers: it finds the bytes that a later layer
 made unreachable (overwritten, deleted, hidden by an opaque directory) and counts each file version
@@ -138,6 +145,80 @@ class WasteReport:
 
 
 # --------------------------------------------------------------------------------------------------
+# Content hooks
+
+
+class FileSink(Protocol):
+    """Takes one regular file's content, a chunk at a time (chunks of at most 1 MiB)."""
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next chunk; return False when no more of this file is wanted."""
+        ...
+
+    def close(self) -> None:
+        """The file ended (or every sink stopped wanting it)."""
+        ...
+
+
+class LayerSink(Protocol):
+    """One hook's view of one layer."""
+
+    def file(self, path: str, size: int) -> FileSink | None:
+        """A sink for the content of the regular file `path` (normalized, no leading "/"), or None
+        when its content is not wanted."""
+        ...
+
+    def close(self, diff_id: str) -> None:
+        """The layer ended; `diff_id` is its digest."""
+        ...
+
+
+class ContentHook(Protocol):
+    """Something that reads file contents during the one pass over an export."""
+
+    def layer(self, member: str, index: int | None) -> LayerSink | None:
+        """A sink for the layer in export member `member`, or None to pass over its contents.
+        `index` is the layer's position in the image when known before reading it (see
+        `predict_layer_members`); a layer listed twice gets its highest position."""
+        ...
+
+
+# The legacy layout's per-layer `json` of every layer but the top one: this container_config, as the
+# engine's JSON encoder writes it, goes into the layer's id (moby image/v1 CreateID).
+_V1_CONTAINER_CONFIG: Final = (
+    '{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,'
+    '"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":null,'
+    '"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null}'
+)
+
+
+def predict_layer_members(diff_ids: Sequence[str]) -> dict[str, int]:
+    """Export member name -> layer index, for the members whose name follows from the diff ids.
+
+    Legacy layout: layer i (but the top one) sits in `<v1 id>/layer.tar`, where the v1 id is the
+    digest of a JSON object holding an empty container config, the epoch as creation time, the chain
+    id of layers 0..i and the v1 id of layer i-1. OCI layout: an uncompressed layer is the blob named
+    by its diff id. A name that is not predicted is simply not in the map.
+    """
+    members: dict[str, int] = {}
+    chain = parent = ""
+    for index, diff_id in enumerate(diff_ids):
+        chain = _sha256(f"{chain} {diff_id}") if chain else diff_id
+        body = (
+            f'{{"container_config":{_V1_CONTAINER_CONFIG},"created":"1970-01-01T00:00:00Z",'
+            f'"layer_id":"{chain}"' + (f',"parent":"{parent}"' if parent else "") + "}"
+        )
+        parent = _sha256(body)
+        members[f"{parent.removeprefix('sha256:')}/layer.tar"] = index
+        members[f"blobs/sha256/{diff_id.removeprefix('sha256:')}"] = index
+    return members
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
 # Stream plumbing
 
 
@@ -259,27 +340,46 @@ class _NeedleSearch:
         self.min_len = len(self.needles[0][1])
         self.max_len = len(self.needles[-1][1])
 
-    def search(self, stream: _Readable, size: int) -> list[str]:
-        """Names of the needles the file contains, in name order."""
-        pending = [(name, needle) for name, needle in self.needles if len(needle) <= size]
-        found: list[str] = []
-        keep = max((len(needle) for _, needle in pending), default=1) - 1
-        tail = b""
-        while pending:
-            chunk = stream.read(_READ_SIZE)
-            if not chunk:
-                break
-            still: list[tuple[str, bytes]] = []
-            for name, needle in pending:
-                n = len(needle)
-                if needle in chunk or (n > 1 and tail and needle in tail[-(n - 1) :] + chunk[: n - 1]):
-                    found.append(name)
-                else:
-                    still.append((name, needle))
-            pending = still
-            if keep:
-                tail = chunk[-keep:] if len(chunk) >= keep else (tail + chunk)[-keep:]
-        return sorted(found)
+
+class _NeedleLayer:
+    """The needle search as a layer sink: hits go to `hits` as (needle, member, path)."""
+
+    def __init__(self, search: _NeedleSearch, member: str, hits: list[tuple[str, str, str]]) -> None:
+        self.search, self.member, self.hits = search, member, hits
+
+    def file(self, path: str, size: int) -> FileSink | None:
+        if size < self.search.min_len:
+            return None
+        return _NeedleFile(self, path, size)
+
+    def close(self, diff_id: str) -> None:
+        pass
+
+
+class _NeedleFile:
+    def __init__(self, layer: _NeedleLayer, path: str, size: int) -> None:
+        self.layer, self.path = layer, path
+        self.pending = [(name, needle) for name, needle in layer.search.needles if len(needle) <= size]
+        self.found: list[str] = []
+        self.keep = max((len(needle) for _, needle in self.pending), default=1) - 1
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> bool:
+        still: list[tuple[str, bytes]] = []
+        tail = self.tail
+        for name, needle in self.pending:
+            n = len(needle)
+            if needle in chunk or (n > 1 and tail and needle in tail[-(n - 1) :] + chunk[: n - 1]):
+                self.found.append(name)
+            else:
+                still.append((name, needle))
+        self.pending = still
+        if self.keep:
+            self.tail = chunk[-self.keep :] if len(chunk) >= self.keep else (tail + chunk)[-self.keep :]
+        return bool(still)
+
+    def close(self) -> None:
+        self.layer.hits.extend((name, self.layer.member, self.path) for name in sorted(self.found))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,13 +409,8 @@ def _kind(info: tarfile.TarInfo) -> str:
     return OTHER
 
 
-def _scan_layer_tar(
-    reader: _LayerReader,
-    member: str,
-    search: _NeedleSearch | None,
-    hits: list[tuple[str, str, str]],
-) -> LayerScan:
-    """Scan one uncompressed layer tar from `reader` to its end."""
+def _scan_layer_tar(reader: _LayerReader, member: str, sinks: Sequence[LayerSink]) -> LayerScan:
+    """Scan one uncompressed layer tar from `reader` to its end, handing file contents to `sinks`."""
     layer = LayerScan(member=member, diff_id="", size=0)
     files, whiteouts, opaque = layer.files, layer.whiteouts, layer.opaque_dirs
     with tarfile.open(fileobj=reader, mode="r|", bufsize=_INNER_BUFSIZE) as tar:
@@ -335,16 +430,33 @@ def _scan_layer_tar(
                 continue
             if info.isreg():
                 files[path] = FileEntry(path, FILE, info.size)
-                if search is not None and info.size >= search.min_len:
-                    content = tar.extractfile(info)
-                    if content is not None:
-                        hits.extend((name, member, path) for name in search.search(content, info.size))
+                if sinks and info.size:
+                    wanting = [s for sink in sinks if (s := sink.file(path, info.size)) is not None]
+                    if wanting:
+                        _feed(tar, info, wanting)
             else:
                 files[path] = FileEntry(path, _kind(info), 0)
     reader.drain()
     layer.diff_id = "sha256:" + reader.digest.hexdigest()
     layer.size = reader.size
+    for sink in sinks:
+        sink.close(layer.diff_id)
     return layer
+
+
+def _feed(tar: tarfile.TarFile, info: tarfile.TarInfo, sinks: list[FileSink]) -> None:
+    """Read one file's content once, a chunk at a time, for every sink that still wants it."""
+    content = tar.extractfile(info)
+    active = sinks
+    try:
+        while active and content is not None:
+            chunk = content.read(_READ_SIZE)
+            if not chunk:
+                break
+            active = [sink for sink in active if sink.feed(chunk)]
+    finally:
+        for sink in sinks:
+            sink.close()
 
 
 def _is_tar_header(block: bytes) -> bool:
@@ -370,6 +482,8 @@ class _Collector:
     """Everything gathered from the export before manifest.json says how it fits together."""
 
     search: _NeedleSearch | None
+    hooks: Sequence[ContentHook] = ()
+    predicted: Mapping[str, int] = field(default_factory=dict)  # member name -> layer index
     layers: dict[str, LayerScan] = field(default_factory=dict)  # member name -> scan
     aliases: dict[str, str] = field(default_factory=dict)  # link member -> target member
     json_blobs: dict[str, bytes] = field(default_factory=dict)  # member name -> raw JSON
@@ -398,9 +512,9 @@ class _Collector:
         head = stream.read(_PEEK_SIZE)
         if head[:2] == _GZIP_MAGIC:
             with gzip.GzipFile(fileobj=_Prefixed(stream, head), mode="rb") as unzipped:
-                self.layers[name] = _scan_layer_tar(_LayerReader(unzipped), name, self.search, self.hits)
+                self.layers[name] = _scan_layer_tar(_LayerReader(unzipped), name, self._sinks(name))
         elif _is_tar_header(head):
-            self.layers[name] = _scan_layer_tar(_LayerReader(stream, head), name, self.search, self.hits)
+            self.layers[name] = _scan_layer_tar(_LayerReader(stream, head), name, self._sinks(name))
         elif _is_json(head):
             if info.size <= _MAX_JSON_BLOB:
                 self.json_blobs[name] = head + stream.read()
@@ -408,6 +522,14 @@ class _Collector:
             self.unsupported[name] = "zstd-compressed layers are not supported"
         else:
             self.unsupported[name] = "neither a tar, a gzip stream nor JSON"
+
+    def _sinks(self, member: str) -> list[LayerSink]:
+        sinks: list[LayerSink] = []
+        if self.search is not None:
+            sinks.append(_NeedleLayer(self.search, member, self.hits))
+        index = self.predicted.get(member)
+        sinks += [sink for hook in self.hooks if (sink := hook.layer(member, index)) is not None]
+        return sinks
 
     @staticmethod
     def _read_all(outer: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
@@ -470,13 +592,19 @@ def _load_config(collector: _Collector, config_member: str) -> dict[str, object]
 
 
 def scan_export(
-    chunks: Iterable[bytes | bytearray | memoryview], *, needles: Mapping[str, bytes] | None = None
+    chunks: Iterable[bytes | bytearray | memoryview],
+    *,
+    needles: Mapping[str, bytes] | None = None,
+    hooks: Sequence[ContentHook] = (),
+    diff_ids: Sequence[str] = (),
 ) -> ExportScan:
     """Scan the byte stream of `docker save IMAGE` in one pass; see the module docstring.
 
     `needles` maps a name to secret bytes; every regular file at least as long as a needle is
-    searched for it, and each (needle, layer, path) found is reported in `ExportScan.hits`. Raises
-    DockyardError when the stream is not a complete image export.
+    searched for it, and each (needle, layer, path) found is reported in `ExportScan.hits`. `hooks`
+    get the content of the files they ask for; `diff_ids` (the image's, from inspect) let the scan
+    tell them which layer a member holds before it is read. Raises DockyardError when the stream is
+    not a complete image export.
     """
     started = time.perf_counter()
     search: _NeedleSearch | None = None
@@ -487,7 +615,7 @@ def scan_export(
         search = _NeedleSearch({name: bytes(needle) for name, needle in needles.items()})
 
     reader = _ChunkReader(chunks)
-    collector = _Collector(search)
+    collector = _Collector(search, hooks, predict_layer_members(diff_ids) if hooks else {})
     where = "the start"
     try:
         with _open_outer(reader) as outer:
