@@ -62,6 +62,16 @@ class SmokeCommand:
 
 
 @dataclass(frozen=True)
+class CredentialWaiver:
+    """A no-credentials finding that is known and accepted: its path (a glob over the image path,
+    or `ENV NAME` / `LABEL key` / `history*` for metadata), its rule id (or "*"), and why."""
+
+    path: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class VerifySettings:
     skip: tuple[str, ...] = ()
     user: str | None = None
@@ -78,6 +88,7 @@ class VerifySettings:
     ports: tuple[int, ...] | None = None  # None: exposed ports are not checked
     forbidden: tuple[str, ...] = ()
     secrets: tuple[Path, ...] = ()  # files whose content must appear in no layer or metadata
+    credentials_allow: tuple[CredentialWaiver, ...] = ()  # no-credentials findings accepted, with a reason
     timeout: float = 120.0
     clean_checkout: bool = False
     layer_cache_max_changed: int = 10_000_000
@@ -274,6 +285,37 @@ def _smoke(value: Any, key: str) -> tuple[SmokeCommand, ...]:
     return tuple(commands)
 
 
+def _credentials_allow(value: Any, key: str) -> tuple[CredentialWaiver, ...]:
+    from dockyard.credentials.rules import RULES  # noqa: PLC0415 - only a config that waives needs it
+
+    if not isinstance(value, list):
+        raise _type_error(key, 'a list of tables {path = "...", rule = "...", reason = "..."}', value)
+    waivers = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(item, dict):
+            raise _type_error(where, 'a table {path = "...", rule = "...", reason = "..."}', item)
+        fields = _read_table(item, where, _WAIVER_KEYS)
+        for required in ("path", "rule", "reason"):
+            if not str(fields.get(required, "")).strip():
+                raise ConfigError(f"[tool.dockyard] {where}: `{required}` is required (a non-empty string)")
+        rule = fields["rule"]
+        if rule != "*" and rule not in RULES:
+            close = difflib.get_close_matches(rule, list(RULES), n=1)
+            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"[tool.dockyard] {where}.rule: unknown rule {rule!r}.{hint} Rules: {', '.join(RULES)}, *"
+            )
+        waivers.append(CredentialWaiver(**fields))
+    return tuple(waivers)
+
+
+_WAIVER_KEYS: dict[str, tuple[str, Reader]] = {
+    "path": ("path", _str),
+    "rule": ("rule", _str),
+    "reason": ("reason", _str),
+}
+
 _SMOKE_KEYS: dict[str, tuple[str, Reader]] = {
     "command": ("command", _str_list),
     "expect": ("expect", _str),
@@ -292,6 +334,7 @@ _VERIFY_KEYS: dict[str, tuple[str, Reader]] = {
     "ports": ("ports", _int_list),
     "forbidden": ("forbidden", _str_list),
     "secrets": ("secrets", lambda v, k: tuple(Path(p) for p in _str_list(v, k))),
+    "credentials-allow": ("credentials_allow", _credentials_allow),
     "timeout": ("timeout", _number),
     "clean-checkout": ("clean_checkout", _bool),
     "layer-cache-max-changed": ("layer_cache_max_changed", _size),

@@ -6,15 +6,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dockyard import config
+from dockyard.credentials.fingerprint import SecretMatch, SecretPrint
 from dockyard.errors import UsageError
-from dockyard.image.export import ExportScan, LayerScan, NeedleHit
-from dockyard.image.metadata import Base, ImageInfo
+from dockyard.image.export import ExportScan, FileEntry, LayerScan
+from dockyard.image.metadata import ImageInfo
 from dockyard.project import lock
 from dockyard.results import Outcome
 from dockyard.verify import checks
@@ -24,7 +26,7 @@ from dockyard.verify.checks import build as build_checks
 from dockyard.verify.checks import files as file_checks
 from dockyard.verify.checks import python as python_checks
 from dockyard.verify.checks import runtime as runtime_checks
-from dockyard.verify.facts import CacheOutcome, Facts, HealthOutcome
+from dockyard.verify.facts import CacheOutcome, ExportFacts, Facts, HealthOutcome
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,32 +186,37 @@ def test_stray_files_fail_and_a_truncated_walk_is_an_error(facts: Facts) -> None
     assert file_checks.check_no_stray_files(facts).outcome is Outcome.ERROR
 
 
-def _export(hits: list[NeedleHit], layers: int = 5) -> ExportScan:
+def _export(matches: Sequence[SecretMatch] = (), layers: int = 5, base_layers: int = 1) -> ExportFacts:
     scans = [LayerScan(f"{i}/layer.tar", f"sha256:{i:064d}", 0, {}, [], []) for i in range(layers)]
-    return ExportScan(layers=scans, config={}, repo_tags=[], hits=hits, seconds=0.0, bytes_read=0)
+    scan = ExportScan(layers=scans, config={}, repo_tags=[], hits=[], seconds=0.0, bytes_read=0)
+    return ExportFacts(scan=scan, base_layers=base_layers, secrets=tuple(matches), credentials=None)
 
 
 def test_build_secrets_in_env_labels_or_added_layers_fail(facts: Facts) -> None:
     secret = b"-----BEGIN CERTIFICATE-----\nMIIproxyCA\n-----END CERTIFICATE-----\n"
-    base = Base("python:3.13-slim", facts.image.diff_ids[:1])
-    clean = dataclasses.replace(facts, secrets={"ca_bundle": secret}, export=_export([]), base=base)
+    prints = (SecretPrint.from_chunks("ca_bundle", [secret]),)
+    clean = dataclasses.replace(facts, secrets=prints, export=_export())
     assert file_checks.check_no_build_secrets(clean).outcome is Outcome.PASS
-    in_base = NeedleHit("ca_bundle", 0, "sha256:0", "etc/ssl/certs/ca-certificates.crt")
-    assert file_checks.check_no_build_secrets(
-        dataclasses.replace(clean, export=_export([in_base]))
-    ).outcome is (Outcome.PASS)
-    added = NeedleHit("ca_bundle", 3, "sha256:" + "3" * 64, "app/ca.pem")
+    added = SecretMatch("ca_bundle", 3, "sha256:" + "3" * 64, "/app/ca.pem", "a copy", removed_in=4)
     verdict = file_checks.check_no_build_secrets(dataclasses.replace(clean, export=_export([added])))
     assert verdict.outcome is Outcome.FAIL
-    assert "file /app/ca.pem holds ca_bundle" in verdict.evidence
+    assert "file /app/ca.pem holds a copy of ca_bundle; layer 4 deletes it" in verdict.evidence
     env = {**facts.image.env, "SSL_CERT_FILE": "/run/secrets/ca_bundle"}
     verdict = file_checks.check_no_build_secrets(with_image(clean, env=env))
-    assert "ENV SSL_CERT_FILE holds or points at secret ca_bundle" in verdict.evidence
+    assert "ENV SSL_CERT_FILE points at a secret mount" in verdict.evidence
     labels = {**facts.image.labels, "ca": secret.decode()}
     assert (
         "LABEL ca holds secret"
         in file_checks.check_no_build_secrets(with_image(clean, labels=labels)).evidence
     )
+    # without a configured secret the export is still read: a file at a secret mount's path fails
+    bare = dataclasses.replace(clean, secrets=())
+    assert file_checks.check_no_build_secrets(bare).outcome is Outcome.PASS
+    export = _export()
+    export.scan.layers[2].files["run/secrets/token"] = FileEntry("run/secrets/token", "file", 12)
+    verdict = file_checks.check_no_build_secrets(dataclasses.replace(bare, export=export))
+    assert verdict.outcome is Outcome.FAIL
+    assert "writes /run/secrets/token" in verdict.evidence
 
 
 def _cache(after_size: int, reinstalled: tuple[tuple[str, int], ...] = ()) -> CacheOutcome:

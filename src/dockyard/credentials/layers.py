@@ -138,7 +138,7 @@ class _Raw:
 
 @dataclass
 class _State:
-    rules: RuleSet
+    rules: RuleSet | None
     raw: list[_Raw] = field(default_factory=list)
     own: frozenset[str] = frozenset()  # the project's own import and distribution names
     owned: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (owner's root, its name)
@@ -152,14 +152,31 @@ class _State:
 class CredentialHook:
     """The export content hook; `result` turns what it saw into findings after the pass."""
 
-    def __init__(self, base_layers: int, own: Sequence[str] = (), rule_set: RuleSet | None = None) -> None:
+    def __init__(
+        self,
+        base_layers: int,
+        own: Sequence[str] = (),
+        *,
+        content: bool = True,
+        rule_set: RuleSet | None = None,
+    ) -> None:
         """`base_layers`: how many layers the base image has (not scanned); `own`: the project's
-        distribution and import names, whose files are the project's, wherever installed."""
+        distribution and import names, whose files are the project's, wherever installed;
+        `content=False`: only learn what installed distributions own (for the build-secret scan)."""
         self.base_layers = base_layers
-        self._state = _State(rule_set or rules.rule_set(), own=frozenset(_canonical(name) for name in own))
+        self.content = content
+        self._state = _State(
+            rule_set or (rules.rule_set() if content else None),
+            own=frozenset(_canonical(name) for name in own),
+        )
+
+    @property
+    def owned(self) -> Mapping[str, tuple[str, str]]:
+        """Path (no leading "/") -> (install root, distribution) for every file a distribution owns."""
+        return self._state.owned
 
     def layer(self, member: str, index: int | None) -> LayerSink | None:
-        if index is not None and index < self.base_layers:
+        if not self.content or (index is not None and index < self.base_layers):
             return _OwnershipLayer(self._state)
         self._state.scanned.add(member)
         return _ScanLayer(self._state, member)
@@ -399,6 +416,8 @@ class _FileScan:
     def _window(self, *, final: bool, loose: bool = False) -> None:
         text = bytes(self.buffer)
         rule_set = self.state.rules
+        if rule_set is None:
+            return
         hits = rule_set.keys(text)
         if not self.binary and self.tokens:
             tokens = rule_set.tokens(text)

@@ -157,16 +157,20 @@ def scan_export(
     image_id: str,
     *,
     needles: Mapping[str, bytes] | None = None,
+    hooks: Sequence[export.ContentHook] = (),
+    diff_ids: Sequence[str] = (),
     stop: threading.Event | None = None,
 ) -> export.ExportScan:
     """One streaming pass over the image's export (never held in memory or written to disk).
 
     The engine may prepare the export before its first byte (Engine 20.10 stages it on disk): that
-    wait is part of the cost, and of `docker save`'s too. `stop` ends the read early.
+    wait is part of the cost, and of `docker save`'s too. `stop` ends the read early. `hooks` and
+    `diff_ids`: see `dockyard.image.export.scan_export`.
     """
     chunks = engine.image(image_id).save(chunk_size=EXPORT_CHUNK)
     try:
-        return export.scan_export(_until(chunks, stop or threading.Event()), needles=needles)
+        stream = _until(chunks, stop or threading.Event())
+        return export.scan_export(stream, needles=needles, hooks=hooks, diff_ids=diff_ids)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         raise DockyardError(
             f"the export of {image_id.removeprefix('sha256:')[:12]} broke off ({first_line(exc)}): check "

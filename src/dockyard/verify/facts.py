@@ -15,6 +15,8 @@ import humanize
 
 from dockyard.build.buildkit import BuildResult
 from dockyard.config import Settings
+from dockyard.credentials.fingerprint import SecretMatch, SecretPrint
+from dockyard.credentials.layers import CredentialScan
 from dockyard.errors import DockyardError
 from dockyard.image.export import ExportScan
 from dockyard.image.metadata import Base, ImageInfo
@@ -71,6 +73,19 @@ class LockStatus:
     message: str  # what `dockyard.lock.check` said
 
 
+@dataclass(frozen=True)
+class ExportFacts:
+    """The one streamed pass over the image export, and what its content hooks found there."""
+
+    scan: ExportScan
+    base_layers: int  # how many of its layers are the base image's
+    secrets: tuple[SecretMatch, ...]  # build secrets in added layers
+    credentials: CredentialScan | None  # None when no-credentials did not run
+    base_env: Mapping[str, str] = field(default_factory=dict)  # ENV the base image already sets
+    base_labels: Mapping[str, str] = field(default_factory=dict)
+    base_history: int = 0  # history entries of the base image (the image's first ones)
+
+
 @dataclass
 class Facts:
     settings: Settings
@@ -81,8 +96,8 @@ class Facts:
     probe: Mapping[str, Any] | None = None
     locked: LockedSets | None = None
     health: HealthOutcome | None = None
-    export: ExportScan | None = None
-    secrets: Mapping[str, bytes] = field(default_factory=dict)  # name -> content looked for
+    export: ExportFacts | None = None
+    secrets: tuple[SecretPrint, ...] = ()  # the build secrets looked for
     lock_status: LockStatus | None = None
     cache: CacheOutcome | None = None
     errors: dict[str, str] = field(default_factory=dict)  # fact name -> why it could not be had

@@ -24,9 +24,12 @@ import docker.errors
 from dockyard import git
 from dockyard.build import buildkit as builds
 from dockyard.config import Settings
+from dockyard.credentials.fingerprint import SecretHook, SecretMatch, SecretPrint, host_public_blocks
+from dockyard.credentials.layers import CredentialHook
 from dockyard.engine import Engine, first_line
 from dockyard.errors import BuildFailed, DockyardError, UsageError
 from dockyard.image import metadata as images
+from dockyard.image.export import ContentHook
 from dockyard.project import discover as discovery
 from dockyard.project import lock
 from dockyard.project.dockerfile import Dockerfile
@@ -100,12 +103,14 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     stop = threading.Event()  # set when the gathering ends: a watch still running stops at once
     spec = probe_spec(settings, info, imports)
     test = _health_test(settings, info)
+    base = _Once(lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)))
+    credentials = any(check.id == "no-credentials" for check in chosen)
     gatherers: dict[str, Callable[[], Any]] = {
-        "base": lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)),
+        "base": base,
         "probe": lambda: runner.run_probe(engine, image_ref, spec, timeout=settings.verify.timeout),
         "lock_status": lambda: _lock_status(settings),
         "health": lambda: _health(engine, image_ref, verdicts.require(test), settings, stop),
-        "export": lambda: images.scan_export(engine, info.id, needles=facts.secrets),
+        "export": lambda: _export(engine, settings, info, base(), facts.secrets, credentials=credentials),
         "cache": lambda: _layer_cache(engine, settings),
     }
     wanted = {"base"} | (needs & set(gatherers)) - set(facts.unavailable)
@@ -123,8 +128,6 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
             *(smoke if isinstance(smoke, list) else ()),
             {"argv": list(test.argv), "timeout": timeout},
         ]
-    if "export" in wanted and not facts.secrets:
-        wanted.discard("export")
     _gather(facts, {name: gatherers[name] for name in wanted}, engine, settings.verify.timeout, stop)
     if "locked" in needs and facts.probe is not None and "locked" not in facts.unavailable:
         _lock_sets(facts)
@@ -224,18 +227,74 @@ def _judge(check: verdicts.Check, facts: Facts) -> CheckResult:
 # --- gatherers --------------------------------------------------------------------------------------
 
 
-def _secrets(settings: Settings) -> dict[str, bytes]:
+def _secrets(settings: Settings) -> tuple[SecretPrint, ...]:
+    """The build secrets, each read once a chunk at a time into a print (never held whole)."""
     paths = {settings.ca_secret_id: settings.ca_bundle} if settings.ca_bundle else {}
     paths.update({p.name: settings.project_dir / p for p in settings.verify.secrets})
-    out = {}
-    for name, path in paths.items():
-        try:
-            out[name] = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(
-                f"secret {name}: cannot read {path} ({exc.strerror}); fix verify.secrets"
-            ) from None
-    return out
+    return tuple(SecretPrint.from_file(name, path) for name, path in paths.items())
+
+
+class _Once:
+    """A gatherer two others share (the base image: its own fact, and the export's layer split),
+    computed once whichever asks first."""
+
+    def __init__(self, fn: Callable[[], images.Base]) -> None:
+        self._fn = fn
+        self._lock = threading.Lock()
+        self._value: images.Base | None = None
+
+    def __call__(self) -> images.Base:
+        with self._lock:
+            if self._value is None:
+                self._value = self._fn()
+            return self._value
+
+
+def _export(
+    engine: Engine,
+    settings: Settings,
+    info: images.ImageInfo,
+    base: images.Base,
+    prints: Sequence[SecretPrint],
+    *,
+    credentials: bool,
+) -> verdicts.ExportFacts:
+    """One streamed pass over the export with the credential and build-secret hooks; the base
+    image's layers are told apart first, so their contents are passed over."""
+    base_layers = images.common_prefix(info.diff_ids, base.diff_ids) if base.diff_ids else 0
+    own = (settings.project_name, settings.package)
+    owners = CredentialHook(base_layers, own, content=credentials)
+    found = SecretHook(prints, base_layers) if prints else None
+    hooks: list[ContentHook] = [owners] if found is None else [owners, found]
+    scan = images.scan_export(engine, info.id, hooks=hooks, diff_ids=info.diff_ids)
+    matches: list[SecretMatch] = []
+    if found is not None:
+        public = host_public_blocks() if any(p.blocks for p in prints) else set()
+        matches = found.result(scan, owners.owned, public)
+    env, labels, history = _base_metadata(engine, base)
+    return verdicts.ExportFacts(
+        scan=scan,
+        base_layers=base_layers,
+        secrets=tuple(matches),
+        credentials=owners.result(scan, info.env) if credentials else None,
+        base_env=env,
+        base_labels=labels,
+        base_history=history,
+    )
+
+
+def _base_metadata(engine: Engine, base: images.Base) -> tuple[dict[str, str], dict[str, str], int]:
+    """The base image's ENV, labels and number of history entries: what the Dockerfile did not set."""
+    if base.ref is None or not base.diff_ids:
+        return {}, {}, 0
+    try:
+        image = engine.image(base.ref)
+        history = engine.client.api.history(image.id)  # type: ignore[no-untyped-call]
+    except (DockyardError, docker.errors.APIError):
+        return {}, {}, 0
+    config = image.attrs.get("Config") or {}
+    env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
+    return env, dict(config.get("Labels") or {}), len(history)
 
 
 def _project_dockerfile(settings: Settings) -> Dockerfile | None:

@@ -1,12 +1,13 @@
 """The image checklist, in report order: each check is a pure function of the gathered facts.
 
 One module per family: `build` (how the image is made), `runtime` (how it runs), `python` (the
-environment the app runs in), `files` (what the image ships).
+environment the app runs in), `files` (what the image ships), `credentials` (what it must not ship).
 """
 
 from __future__ import annotations
 
 from dockyard.verify.checks.build import check_builds, check_layer_cache, check_lock_current, check_size
+from dockyard.verify.checks.credentials import check_no_credentials
 from dockyard.verify.checks.files import check_no_build_secrets, check_no_stray_files
 from dockyard.verify.checks.python import (
     check_imports,
@@ -35,6 +36,8 @@ CHECKS: tuple[Check, ...] = (
           check_no_stray_files),
     Check("no-build-secrets", "build secrets appear in no layer, history entry, ENV or label",
           ("export",), check_no_build_secrets),
+    Check("no-credentials", "no private key, token, password or cloud credential ships in the image",
+          ("export",), check_no_credentials),
     Check("lock-current", "uv.lock is current with pyproject.toml and committed", ("lock_status",),
           check_lock_current),
     Check("layer-cache", "a source-only change reuses the dependency layers", ("cache",),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
-from dockyard.image.metadata import common_prefix
 from dockyard.results import Outcome
-from dockyard.verify.facts import Facts, Verdict, failed, mb, passed, require, skipped
+from dockyard.verify.facts import ExportFacts, Facts, Verdict, failed, mb, passed, require
 
 # Stray names: matched anywhere in the image outside installed packages.
 DEFAULT_FORBIDDEN_NAMES = (
@@ -35,32 +34,67 @@ def check_no_stray_files(facts: Facts) -> Verdict:
 
 
 def check_no_build_secrets(facts: Facts) -> Verdict:
-    if not facts.secrets:
-        return skipped("no build secrets configured (ca-bundle, verify.secrets)")
-    image, found = facts.image, []
-    for name, content in facts.secrets.items():
-        text = content.decode(errors="replace").strip()
-        markers = [text] if len(text) >= 8 else []
-        for key, value in image.env.items():
-            if any(m in value for m in markers) or "/run/secrets" in value:
-                found.append(f"ENV {key} holds or points at secret {name}")
-        for key, value in image.labels.items():
-            if any(m in value for m in markers):
-                found.append(f"LABEL {key} holds secret {name}")
-        for entry in image.history:
-            if any(m in entry.created_by for m in markers):
-                found.append(f"history entry `{entry.created_by[:60]}` holds secret {name}")
-    export = facts.export
-    export = require(export)
-    base_layers = common_prefix(image.diff_ids, facts.base.diff_ids) if facts.base else 0
-    for hit in export.hits:
-        if hit.layer_index >= base_layers:
-            found.append(f"layer {hit.layer_index} ({hit.diff_id[7:19]}) file /{hit.path} holds {hit.needle}")
-    names = ", ".join(facts.secrets)
+    """The build's secrets (the CA bundle, `verify.secrets`) in no added layer, however copied (see
+    `dockyard.credentials.fingerprint`), nor in ENV, labels or history; and nothing at a secret
+    mount's path (`/run/secrets/...`) written into a layer or named by an ENV."""
+    export = require(facts.export)
+    found = _secrets_in_metadata(facts) + _secrets_in_layers(export)
+    added = len(export.scan.layers) - export.base_layers
     if found:
         return failed(f"build secret found in the image: {found[0]}", *found)
-    layers = len(export.layers) - base_layers
-    return passed(f"{names}: in none of {layers} added layers, history, ENV or labels")
+    if not facts.secrets:
+        return passed(
+            f"no build secrets configured (ca-bundle, verify.secrets); nothing under /run/secrets in "
+            f"{added} added layers, no ENV pointing there"
+        )
+    names = ", ".join(secret.name for secret in facts.secrets)
+    public = [
+        f"{secret.name}: {len(secret.public)} of its {len(secret.blocks)} PEM blocks are public (the "
+        "base image, an installed distribution or certifi ship them): not looked for alone"
+        for secret in facts.secrets
+        if secret.public
+    ]
+    evidence = (
+        f"{names}: in none of {added} added layers (copies, encodings, PEM blocks), history, ENV or labels"
+    )
+    return passed(evidence, *public)
+
+
+def _secrets_in_metadata(facts: Facts) -> list[str]:
+    image, found = facts.image, []
+    for secret in facts.secrets:
+        markers = secret.markers()
+        found += [f"ENV {k} holds secret {secret.name}" for k, v in image.env.items() if _holds(v, markers)]
+        found += [
+            f"LABEL {k} holds secret {secret.name}" for k, v in image.labels.items() if _holds(v, markers)
+        ]
+        found += [
+            f"history entry `{entry.created_by[:60]}` holds secret {secret.name}"
+            for entry in image.history
+            if _holds(entry.created_by, markers)
+        ]
+    found += [f"ENV {k} points at a secret mount ({v})" for k, v in image.env.items() if "/run/secrets" in v]
+    return found
+
+
+def _holds(value: str, markers: Sequence[str]) -> bool:
+    return any(marker in value for marker in markers)
+
+
+def _secrets_in_layers(export: ExportFacts) -> list[str]:
+    found = []
+    for match in export.secrets:
+        gone = f"; layer {match.removed_in} deletes it, but it stays in the image" if match.removed_in else ""
+        layer = f"layer {match.layer} ({match.diff_id[7:19]})"
+        found.append(f"{layer} file {match.path} holds {match.how} of {match.secret}{gone}")
+    layers = export.scan.layers
+    for index in range(export.base_layers, len(layers)):
+        for path, entry in layers[index].files.items():
+            if entry.kind == "file" and path.startswith("run/secrets/"):
+                found.append(
+                    f"layer {index} ({layers[index].diff_id[7:19]}) writes /{path}: a secret mount's path"
+                )
+    return found
 
 
 def forbidden_paths(working_dir: str, project_dir_names: Sequence[str] = DEFAULT_FORBIDDEN_DIRS) -> list[str]:
