@@ -54,6 +54,7 @@ MIN_MARKER: Final = 8  # a secret shorter than this is not looked for inside oth
 WHOLE: Final = "a copy"
 NO_LAST: Final = "a copy without its last line"
 NO_FIRST: Final = "a copy without its first line"
+EMBEDDED: Final = "an embedded copy"
 
 
 # --- normalised text ----------------------------------------------------------------------------------
@@ -204,14 +205,15 @@ class SecretPrint:
         """What to look for inside other files: the normalised text (LF and CRLF), also one line
         short, for a small secret; the anchors of a large one."""
         if self.text is None:
-            return {f"the first {ANCHOR} bytes of it": anchor for anchor in self.anchors}
+            names = (f"the first {ANCHOR} bytes", f"the first {ANCHOR} bytes after its first line")
+            return dict(zip(names, self.anchors, strict=False))
         text = self.text
         if len(text) < MIN_MARKER:
             return {}
-        out = {"it": text}
+        out = {EMBEDDED: text}
         if text.count(b"\n") >= 2:
-            out[NO_LAST.replace("a copy", "it")] = text[: text.rfind(b"\n")]
-            out[NO_FIRST.replace("a copy", "it")] = text[text.find(b"\n") + 1 :]
+            out[NO_LAST.replace(WHOLE, EMBEDDED)] = text[: text.rfind(b"\n")]
+            out[NO_FIRST.replace(WHOLE, EMBEDDED)] = text[text.find(b"\n") + 1 :]
         for what, needle in list(out.items()):
             if b"\n" in needle:
                 out[f"{what} (CRLF)"] = needle.replace(b"\n", b"\r\n")
@@ -459,7 +461,7 @@ class _SecretFile:
         for name, what, needle in self.needles:
             n = len(needle)
             if needle in data or (n > 1 and tail and needle in tail[-(n - 1) :] + data[: n - 1]):
-                self._found(name, f"{what}, inside it")
+                self._found(name, what)
             else:
                 still.append((name, what, needle))
         self.needles = still

@@ -27,7 +27,7 @@ _SECRET_NAME = re.compile(
     r"(?i)(?:^|[_.-])(?:PASSWORD|PASSWD|PASS|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|SECRET_?KEY|PRIVATE_?KEY|"
     r"CLIENT_?SECRET|AUTH_?TOKEN|CREDENTIALS?|PAT)$"
 )
-_ARG_PREFIX = re.compile(r"^\|\d+ ((?:[A-Za-z_][A-Za-z0-9_]*=\S* )+)")
+_ARG_PREFIX = re.compile(r"^(?:RUN )?\|\d+ ((?:[A-Za-z_][A-Za-z0-9_]*=\S* )+)")
 _ARG_LINE = re.compile(r"^(?:/bin/sh -c #\(nop\) )?ARG ([A-Za-z_][A-Za-z0-9_]*)=(\S+)")
 
 
@@ -103,7 +103,9 @@ def metadata_findings(image: ImageInfo, export: ExportFacts) -> list[Finding]:
         if export.base_labels.get(name) != value:
             found += _in_value(f"LABEL {name}", name, value, rules.ENV_SECRET)
     for number, entry in enumerate(image.history[export.base_history :], start=export.base_history + 1):
-        where = f"history #{number} `{shorten_instruction(entry.created_by, 50)}`"
+        # the instruction's kind only: its text may hold the very secret found in it
+        kind = shorten_instruction(entry.created_by or entry.comment).partition(" ")[0] or "?"
+        where = f"history #{number} ({kind})"
         for name, value in _build_args(entry.created_by):
             found += _named(where + f" ARG {name}", name, value, rules.BUILD_ARG_SECRET)
         found += [
