@@ -15,7 +15,7 @@ import pytest
 from dockyard import config
 from dockyard.credentials import fingerprint, pem, rules
 from dockyard.credentials.fingerprint import Normaliser, SecretHook, SecretPrint
-from dockyard.credentials.layers import CredentialHook
+from dockyard.credentials.layers import CredentialHook, Finding
 from dockyard.errors import ConfigError
 from dockyard.image.export import scan_export
 from dockyard.image.metadata import ImageInfo
@@ -270,7 +270,7 @@ def test_layers_scan_finds_deleted_files_and_spares_distributions_and_base(rule_
 # --- the check ------------------------------------------------------------------------------------------
 
 
-def _facts(findings: list[credential_checks.Finding], env: dict[str, str], history: list[str]) -> Facts:
+def _facts(findings: list[Finding], env: dict[str, str], history: list[str]) -> Facts:
     settings = config.load(ROOT, environ={"DOCKYARD_MACHINE_FILE": "/nonexistent"})
     attrs = {
         "Id": "sha256:" + "1" * 64,
