@@ -17,10 +17,11 @@ of a secret when:
 * it holds one of the secret's PEM blocks (in any encoding `dockyard.credentials.pem` reads) that is
   not public. A CA bundle is mostly public certificates that every Debian image and certifi ship;
   what makes it a secret is the rest (a company's own CA). A block is public when the base image's
-  layers hold it too, when a file an installed distribution owns holds it (certifi's `cacert.pem`,
-  Debian's `/usr/share/ca-certificates`), or when the host's certifi bundle holds it. So an image
-  that installs ca-certificates or certifi is not flagged, and one that appends the company CA to
-  its bundle is.
+  certificate stores hold it too (its `.pem`/`.crt` files, `certs/` and `pki/` directories,
+  `ca-certificates`, certifi), when a file an installed distribution owns holds it (certifi's
+  `cacert.pem`, Debian's `/usr/share/ca-certificates`), or when the host's certifi bundle holds
+  it. So an image that installs ca-certificates or certifi is not flagged, and one that appends the
+  company CA to its bundle is.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ class SecretPrint:
     anchors: tuple[bytes, ...]  # a larger secret: the first ANCHOR bytes, with and without line 1
     blocks: dict[bytes, tuple[int, str]]  # PEM block digest -> (position, label)
     public: set[int] = field(default_factory=set)  # positions of blocks known to be public
+    _needles: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_file(cls, name: str, path: Path) -> SecretPrint:
@@ -203,7 +205,12 @@ class SecretPrint:
 
     def needles(self) -> dict[str, bytes]:
         """What to look for inside other files: the normalised text (LF and CRLF), also one line
-        short, for a small secret; the anchors of a large one."""
+        short, for a small secret; the anchors of a large one. Made once."""
+        if self._needles is None:
+            self._needles = self._make_needles()
+        return self._needles
+
+    def _make_needles(self) -> dict[str, bytes]:
         if self.text is None:
             names = (f"the first {ANCHOR} bytes", f"the first {ANCHOR} bytes after its first line")
             return dict(zip(names, self.anchors, strict=False))
@@ -350,14 +357,18 @@ def _strongest(matches: list[SecretMatch]) -> list[SecretMatch]:
     return out
 
 
+# Where a base image keeps certificates: CA stores, bundles, certifi; what its layers are read for.
+_CERT_PLACES = re.compile(r"\.(?:pem|crt|cer|cert|ca-bundle)$|/certs?/|ca-certificates|/pki/|/certifi/")
+
+
 class _BaseLayer:
-    """A base layer: only which secret PEM blocks it holds (those are public)."""
+    """A base layer: only which secret PEM blocks its certificate stores hold (those are public)."""
 
     def __init__(self, state: _State, digests: set[bytes]) -> None:
         self.state, self.digests = state, digests
 
     def file(self, path: str, size: int) -> FileSink | None:
-        return _BlockFile(self._seen) if size >= 64 else None
+        return _BlockFile(self._seen) if size >= 64 and _CERT_PLACES.search(path) else None
 
     def _seen(self, block: pem.Block) -> None:
         if block.digest in self.digests:

@@ -385,9 +385,10 @@ class _FileScan:
         own = package is not None and _canonical(package.group(1).partition("-")[0]) in state.own
         self.installed = not own and _INSTALLED.search(path) is not None
         self.tokens = not (self.installed and _INSTALLED_CODE.search(path))
-        self.buffer = bytearray()
-        self.offset = 0  # file offset of buffer[0]
-        self.lines = 0  # newlines before buffer[0]
+        self.parts: list[bytes] = []  # the text not judged yet (no copy while it is one chunk)
+        self.held = 0
+        self.offset = 0  # file offset of the first byte held
+        self.lines = 0  # newlines before it
         self.seen: set[tuple[str, int]] = set()
 
     def feed(self, data: bytes) -> bool:
@@ -395,8 +396,9 @@ class _FileScan:
         state.bytes += len(data)
         if self.binary is None:
             self.binary = b"\0" in data[:_SNIFF]
-        self.buffer += data
-        if len(self.buffer) > LOOSE_MAX:
+        self.parts.append(data)
+        self.held += len(data)
+        if self.held > LOOSE_MAX:
             self._window(final=False)
         return True
 
@@ -406,15 +408,15 @@ class _FileScan:
             return
         loose = False
         if not self.binary and not self.installed and self.offset == 0:
-            if self.state.loose_left >= len(self.buffer):
-                self.state.loose_left -= len(self.buffer)
+            if self.state.loose_left >= self.held:
+                self.state.loose_left -= self.held
                 loose = True
             else:
                 self.state.over_budget += 1
         self._window(final=True, loose=loose)
 
     def _window(self, *, final: bool, loose: bool = False) -> None:
-        text = bytes(self.buffer)
+        text = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
         rule_set = self.state.rules
         if rule_set is None:
             return
@@ -430,9 +432,11 @@ class _FileScan:
             return
         keep = min(len(text), _OVERLAP)
         cut = len(text) - keep
-        self.lines += text.count(b"\n", 0, cut)
+        if not self.binary:
+            self.lines += text.count(b"\n", 0, cut)
         self.offset += cut
-        self.buffer = bytearray(text[cut:])
+        self.parts = [text[cut:]]
+        self.held = keep
 
     def _record(self, hit: Hit, text: bytes) -> None:
         at = self.offset + hit.offset
