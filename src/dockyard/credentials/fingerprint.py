@@ -46,8 +46,6 @@ ANCHOR: Final = 4096  # a larger secret: its first bytes are looked for inside o
 DECODE_MAX: Final = 64 << 20  # gzip and base64 files up to this size are decoded
 _DECODED_MAX: Final = 256 << 20  # bytes of decoded content read at most, per file
 _READ: Final = 1 << 20
-_WS_RUN = re.compile(rb"[ \t\r\n]*\Z")
-_TRAILING = re.compile(rb"[ \t\r]+\n")
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\r\n]+")
 _BASE64_PEM = re.compile(rb"LS0tLS1CRUdJTi[A-Za-z0-9+/]{16,%d}={0,2}" % (pem.MAX_BLOCK * 2))
 MIN_MARKER: Final = 8  # a secret shorter than this is not looked for inside other text
@@ -71,13 +69,13 @@ class Normaliser:
 
     def feed(self, data: bytes) -> bytes:
         text = self.carry + data
-        cut = _WS_RUN.search(text)
-        end = cut.start() if cut else len(text)
+        end = len(text.rstrip(b" \t\r\n"))
         body, self.carry = text[:end], text[end:]
         if len(self.carry) > 65536:  # a huge whitespace run: keep its normal form only
             head, newline, tail = self.carry.rpartition(b"\n")
             self.carry = b"\n" * (head.count(b"\n") + len(newline)) + tail[-65536:]
-        body = _TRAILING.sub(b"\n", body)
+        if b" \n" in body or b"\t\n" in body or b"\r\n" in body:
+            body = b"\n".join(line.rstrip(b" \t\r") for line in body.split(b"\n"))
         if not self.started:
             body = body.lstrip(b" \t\r\n")
             self.started = bool(body)
