@@ -129,10 +129,12 @@ def test_credentials_pass_on_the_good_image_and_waivers_show_their_reason(
 
 # The CA bundle's public certificates ship everywhere; what must not ship is the bundle's own file
 # or its private part. The "company CA" here is a certificate-shaped block of the test's own making,
-# its last 9 lines, appended to the system bundle.
+# its last 9 lines, appended to the system bundle. A secret's content is not part of BuildKit's
+# cache key: the nonce makes each run copy this run's secrets, not a cached layer's.
 CA_LEAKS = """\
 FROM {good}
 USER root
+ENV SECRETS_TEST_RUN={nonce}
 RUN --mount=type=secret,id=bundle tail -n 9 /run/secrets/bundle >> /etc/ssl/certs/ca-certificates.crt
 RUN --mount=type=secret,id=bundle printf '%s' "$(cat /run/secrets/bundle)" > /opt/bundle.pem \\
     && gzip -c /run/secrets/bundle > /opt/bundle.pem.gz && base64 /run/secrets/bundle > /opt/bundle.b64
@@ -156,10 +158,11 @@ def test_build_secrets_are_found_however_they_were_copied(
     bundle.write_text("".join(block + "-----END CERTIFICATE-----\n" for block in public) + company)
     token = tmp_path / "token.txt"
     token.write_text("".join(f"line {i} {secrets.token_hex(12)}\n" for i in range(3)))
-    settings, ref = variant("ca", {"Dockerfile": CA_LEAKS}, secrets={"bundle": bundle, "token": token})
+    dockerfile = CA_LEAKS.replace("{nonce}", secrets.token_hex(8))
+    settings, ref = variant("ca", {"Dockerfile": dockerfile}, secrets={"bundle": bundle, "token": token})
 
     result = run(docker, settings, ref, "no-build-secrets", secrets=(bundle, token))["no-build-secrets"]
-    assert result.outcome is Outcome.FAIL
+    assert result.outcome is Outcome.FAIL, (result.evidence, result.details)
     details = "\n".join(result.details)
     assert "/etc/ssl/certs/ca-certificates.crt holds certificate 4 of 4 of bundle.pem" in details
     assert "/opt/bundle.pem holds a copy of bundle.pem" in details  # printf dropped the final newline
