@@ -197,6 +197,18 @@ _GATES: Final = {
     "IbmCosHmacDetector": rb"[a-f0-9]{48}",
     "SoftlayerDetector": rb"[a-z0-9]{64}",
 }
+# Words (lowercase) one of which every match of a detector holds: the `loose` tier skips a detector
+# whose words are not in a file at all (a membership test on the lowercased text, far cheaper than
+# the detector's own expression over the whole of it).
+_NEEDS: Final = {
+    "JwtTokenDetector": (b"eyj",),
+    "MailchimpDetector": (b"-us",),
+    "OpenAIDetector": (b"t3blbkfj",),
+    "SendGridDetector": (b"sg.",),
+    "SquareOAuthDetector": (b"sq0csp-",),
+    "TwilioKeyDetector": (b"ac", b"sk"),
+    "AWSKeyDetector": (b"aws",),
+}
 # Expressions of an anchored detector that its anchors do not precede: the `loose` tier only.
 _UNANCHORED_EXPRESSIONS: Final = frozenset({("AWSKeyDetector", 1)})
 # (detector, expression index) -> (rule id, the group that is the secret) where not (its rule, 0).
@@ -242,6 +254,7 @@ class _Rule:
     find: Finder
     filtered: bool = False  # values go through is_placeholder
     gate: re.Pattern[bytes] | None = None  # the loose tier runs it only on lines this matches
+    needs: tuple[bytes, ...] = ()  # lowercase words one of which its match always holds
 
 
 def _regex_finder(pattern: re.Pattern[str], group: int = 0) -> Finder:
@@ -308,14 +321,14 @@ def _azure_sas(line: str) -> Iterator[tuple[int, str]]:
 _OWN_RULES: Final[tuple[tuple[tuple[bytes, ...], _Rule], ...]] = (
     ((rb"ecret_access_key", rb"ECRET_ACCESS_KEY", rb"ecretAccessKey"),
      _Rule("aws-secret-key", _regex_finder(_AWS_SECRET, 1))),
-    ((), _Rule("aws-session-token", _regex_finder(_AWS_SESSION, 1))),
+    ((), _Rule("aws-session-token", _regex_finder(_AWS_SESSION, 1), needs=(b"session",))),
     ((rb"github_pat_",), _Rule("github-token", _regex_finder(_GITHUB_PAT))),
     ((rb"npm_",), _Rule("npm-token", _regex_finder(_NPM_TOKEN))),
-    ((), _Rule("npmrc-auth", _regex_finder(_NPMRC_AUTH, 1))),
+    ((), _Rule("npmrc-auth", _regex_finder(_NPMRC_AUTH, 1), needs=(b"_auth", b"_password"))),
     ((rb"dckr_",), _Rule("docker-hub-token", _regex_finder(_DOCKER_HUB))),
     ((rb"SharedAccessKey=",), _Rule("azure-connection-string", _regex_finder(_AZURE_SAK, 1))),
-    ((), _Rule("azure-connection-string", _azure_sas)),
-    ((), _Rule("docker-config-auth", _docker_auth)),
+    ((), _Rule("azure-connection-string", _azure_sas, needs=(b"sig=",))),
+    ((), _Rule("docker-config-auth", _docker_auth, needs=(b'"auth"', b'"identitytoken"'))),
 )  # fmt: skip
 
 
@@ -390,7 +403,7 @@ class RuleSet:
             for index, pattern in enumerate(detector.denylist):
                 rule, group = _EXPRESSION.get((name, index), (rule_id, 0))
                 finder = _expression_finder(detector, pattern, group, validates)
-                made = _Rule(rule, finder, name in _FILTERED, gate)
+                made = _Rule(rule, finder, name in _FILTERED, gate, _NEEDS.get(name, ()))
                 if name in _ANCHORED and (name, index) not in _UNANCHORED_EXPRESSIONS:
                     anchored.append(made)
                 else:
@@ -437,7 +450,10 @@ class RuleSet:
         decoded = text.decode("latin-1")
         hits: list[Hit] = []
         gated: dict[re.Pattern[bytes], list[tuple[int, str]]] = {}
+        low = text.lower()
         for rule in self._unanchored:
+            if rule.needs and not any(word in low for word in rule.needs):
+                continue
             if rule.gate is None:
                 hits += _apply(rule, decoded, 0)
                 continue
@@ -447,10 +463,10 @@ class RuleSet:
                 hits += _apply(rule, line, start)
         hits += file_rules(decoded, path.rpartition("/")[2])
         taken = sorted(hit.offset for hit in (*found, *hits))
-        hits += self._keywords(text, decoded, path, taken)
+        hits += self._keywords(text, low, decoded, path, taken)
         return _dedupe(hits)
 
-    def _keywords(self, text: bytes, decoded: str, path: str, taken: Sequence[int]) -> list[Hit]:
+    def _keywords(self, text: bytes, low: bytes, decoded: str, path: str, taken: Sequence[int]) -> list[Hit]:
         keyword, heuristic, types = self._ds.keyword, self._ds.heuristic, self._ds.filetype
         filetype = types.determine_file_type(path)
         if filetype is types.FileType.OTHER and _CONFIG_LIKE.search(path):
@@ -458,7 +474,7 @@ class RuleSet:
         regexes = keyword.REGEX_BY_FILETYPE.get(filetype, keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
         hits: list[Hit] = []
         seen: set[int] = set()
-        for match in _KEYWORD_LINES.finditer(text.lower()):
+        for match in _KEYWORD_LINES.finditer(low):
             start, end = _line_bounds(text, match.start())
             if start in seen:
                 continue
