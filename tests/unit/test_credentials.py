@@ -121,10 +121,12 @@ def test_formats_detect_secrets_lacks_are_found(rule_set: rules.RuleSet, text: s
         "MARKER = b'-----BEGIN RSA PRIVATE KEY-----'\n",
         "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA...\n-----END RSA PRIVATE KEY-----\n",
         "https://github.com/dockyard-dev/dockyard\n",
+        "passwd:         files\nshadow:         files\n",
     ],
 )
 def test_look_alikes_are_not_findings(rule_set: rules.RuleSet, text: str) -> None:
     assert found(rule_set, text, "/app/src/app/settings.py") == set()
+    assert found(rule_set, text, "/etc/nsswitch.conf") == set()
 
 
 # --- private keys -----------------------------------------------------------------------------------

@@ -128,6 +128,8 @@ _PLACEHOLDER = re.compile(
         .*(?:\*{3}|\.\.\.|\u2026).*
     )$"""
 )
+# A plain word (`passwd: files` in nsswitch.conf, `secret: required`): a keyword's value only.
+_WORD = re.compile(r"^(?:[a-z]{1,15}|[A-Z][a-z]{1,14}|[A-Z]{1,15})$")
 _IDENTIFIER_LIKE = re.compile(r"^[a-z]+(?:[_.-][a-z]+)+$|^[A-Z]+(?:_[A-Z]+)+$")
 
 
@@ -488,6 +490,7 @@ class RuleSet:
             for value in self._keyword.analyze_string(line, denylist_regex_to_group=regexes):
                 if (
                     is_placeholder(value)
+                    or _WORD.match(value)
                     or " " in value.strip()
                     or heuristic.is_templated_secret(value)
                     or heuristic.is_sequential_string(value)
