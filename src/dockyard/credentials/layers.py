@@ -46,9 +46,11 @@ _SNIFF: Final = 8192  # a file whose first bytes hold a NUL is binary
 _OWNERSHIP_MAX: Final = 32 << 20  # an ownership list longer than this is not read
 
 # Where installers put files: a file here is presumed a distribution's until the lists say.
+# The package managers' own state (dpkg's database, apt's lists and logs) counts as installed too.
 _INSTALLED = re.compile(
     r"(?:^|/)(?:site|dist)-packages/|^(?:usr/(?:lib|lib32|lib64|libexec|share|include|bin|sbin)|lib|lib64|"
-    r"bin|sbin|usr/local/lib/python[\d.]+)/"
+    r"bin|sbin|usr/local/lib/python[\d.]+|var/lib/(?:dpkg|apt|ucf|pam|systemd)|var/cache/(?:apt|debconf|ldconfig)|"
+    r"var/log)/"
 )
 # Inside a distribution: tests, fixtures, documentation and examples are never findings.
 _TEST_OR_DOC_DIRS: Final = frozenset({
