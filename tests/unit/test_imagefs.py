@@ -528,3 +528,37 @@ def test_a_bad_manifest_is_a_clear_error(manifest: bytes, message: str) -> None:
         add(tar, "manifest.json", manifest)
     with pytest.raises(DockyardError, match=message):
         scan_export([buf.getvalue()])
+
+
+def test_layer_members_are_predicted_from_the_diff_ids() -> None:
+    """Recorded from Engine 20.10's `docker save` of dockyard's image: every layer but the top one
+    sits in a directory named by an id that follows from the diff ids alone."""
+    diff_ids = [
+        "sha256:6f1e38daff1bd45ff2a575e7e02e7df4c1cd43a8211ae913b1c63cbed69c3d75",
+        "sha256:8b2da24d05b673e080daed2a58094e266659d42586c13c5243600cbb1dcea932",
+        "sha256:a4ec03dea8bca9b431b580180d3452948dbd2a89d6c0ac5a06d092725fea87f1",
+        "sha256:c53a2d00b0ca443043466342f9445df11ff607138d574735bbd59ec476210a4e",
+        "sha256:9d8e764fae38e7ac6cf31bc177da824f5f5b33d45447ac524707798a99896ac2",
+    ]
+    saved = [  # the export's layer directories, in layer order
+        "d54bfd23089a462dd557a88a917c47a70407b6906eae38aefbbba8c9c455519c",
+        "eff949b2db295a157b1d03e1e0dc118e9fe5dadfb37f5e5974250e3bf5a70852",
+        "9e82cff8e1c173b67c987643d36256ddf9be2b36be02547d67468a196dd8832d",
+        "6756d7b72215d6de58c3278e35708cb53a576c1e62c2a36907e84a4583ca63e1",
+        "0a0bd2587cc621689546e7cf1a6c1f905e04c89c2ce584341388e593b637daa5",  # the top: config-derived
+    ]
+    predicted = export.predict_layer_members(diff_ids)
+    assert [predicted.get(f"{d}/layer.tar") for d in saved] == [0, 1, 2, 3, None]
+    assert predicted[f"blobs/sha256/{diff_ids[2].removeprefix('sha256:')}"] == 2  # OCI: by diff id
+
+
+def test_hooks_are_told_the_layer_an_oci_member_holds() -> None:
+    tars = [layer_tar([("a", b"1")]), layer_tar([("b", b"2")])]
+    seen: list[tuple[str, int | None]] = []
+
+    class Hook:
+        def layer(self, member: str, index: int | None) -> None:
+            seen.append((member, index))
+
+    scan_export(chunked(oci_save(tars)), hooks=[Hook()], diff_ids=[sha256(t) for t in tars])
+    assert sorted(index for _, index in seen if index is not None) == [0, 1]
