@@ -5,7 +5,7 @@
 #   project      packaged (uv_build)       a wheel built in the `project` stage, installed --no-deps
 #   lock         uv.lock, --locked         next to pyproject.toml; the build fails if it is stale
 #   runs         command line: `dockyard`  [project.scripts] dockyard = dockyard.cli:main parses arguments
-#   size budget  200MB                     base ~130 MB + 13 locked wheels ~8 MB installed, +25%
+#   size budget  200MB                     base ~130 MB + 15 locked wheels ~11 MB installed, +25%
 #
 # Build it with `invoke build`. It needs only the engine's built-in BuildKit (Engine 20.10+) or buildx:
 # no `# syntax=` line, no heredocs, no variables inside --mount, no COPY --link. After changing any of
