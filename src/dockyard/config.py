@@ -54,11 +54,13 @@ def parse_percent(text: str | float, *, what: str) -> float:
 
 @dataclass(frozen=True)
 class SmokeCommand:
-    """A command run inside the image that must exit 0 (and print `expect`, when given)."""
+    """A command run inside the image that must exit 0, and print a line equal to `expect` (surrounding
+    whitespace ignored) and output matching `expect_regex` (`re.search`, `^`/`$` at each line), when given."""
 
     command: tuple[str, ...]
     expect: str | None = None
     timeout: float = 30.0
+    expect_regex: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class VerifySettings:
     clean_checkout: bool = False
     layer_cache_max_changed: int = 10_000_000
     layer_cache_touch: str | None = None  # source file changed for the layer-cache check
+    build_tools_allow: tuple[str, ...] = ()  # globs of build tools the runtime image may ship
 
 
 @dataclass(frozen=True)
@@ -316,9 +319,21 @@ _WAIVER_KEYS: dict[str, tuple[str, Reader]] = {
     "reason": ("reason", _str),
 }
 
+def _regex(value: Any, key: str) -> str:
+    text = _str(value, key)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ConfigError(
+            f"[tool.dockyard] {key}: not a valid regular expression ({exc}): {text!r}"
+        ) from None
+    return text
+
+
 _SMOKE_KEYS: dict[str, tuple[str, Reader]] = {
     "command": ("command", _str_list),
     "expect": ("expect", _str),
+    "expect-regex": ("expect_regex", _regex),
     "timeout": ("timeout", _number),
 }
 
@@ -339,6 +354,7 @@ _VERIFY_KEYS: dict[str, tuple[str, Reader]] = {
     "clean-checkout": ("clean_checkout", _bool),
     "layer-cache-max-changed": ("layer_cache_max_changed", _size),
     "layer-cache-touch": ("layer_cache_touch", _str),
+    "build-tools-allow": ("build_tools_allow", _str_list),
 }
 
 _SIZE_KEYS: dict[str, tuple[str, Reader]] = {

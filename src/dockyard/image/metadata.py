@@ -64,6 +64,7 @@ class ImageInfo:
     history: tuple[HistoryEntry, ...]  # oldest first
     created: str
     repo_digests: tuple[str, ...] = ()  # `name@sha256:...` of the manifests it was pushed or pulled as
+    volumes: tuple[str, ...] = ()  # VOLUME paths: a container mounts a copy of the image's content there
 
     @classmethod
     def from_inspect(
@@ -100,6 +101,7 @@ class ImageInfo:
             ),
             created=str(attrs.get("Created", "")),
             repo_digests=tuple(attrs.get("RepoDigests") or ()),
+            volumes=tuple(sorted((conf.get("Volumes") or {}).keys())),
         )
 
     def layers(self, base_diff_ids: Sequence[str] = ()) -> list[Layer]:

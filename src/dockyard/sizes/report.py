@@ -29,6 +29,7 @@ from dockyard.config import Settings
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError
 from dockyard.image.metadata import (
+    ImageInfo,
     find_base,
     inspect_image,
     scan_export,
@@ -61,11 +62,13 @@ _T = TypeVar("_T")
 # --- gathering (engine) ------------------------------------------------------------------------------
 
 
-def _probe(engine: Engine, image_id: str) -> tuple[dict[str, Any] | None, str | None, float]:
-    """(probe answer, note when it could not run, seconds)."""
+def _probe(engine: Engine, info: ImageInfo) -> tuple[dict[str, Any] | None, str | None, float]:
+    """(probe answer, note when it could not run, seconds): the distributions the app's own
+    interpreter sees (the probe resolves it from the image's command)."""
     started = time.perf_counter()
     try:
-        answer = runner.run_probe(engine, image_id, PROBE_SPEC, timeout=60)
+        spec = {**PROBE_SPEC, "app": runner.app_config(info)}
+        answer = runner.run_probe(engine, info.id, spec, timeout=60)
     except DockyardError as exc:
         return None, f"largest distributions unknown: {exc.message}", time.perf_counter() - started
     return answer, None, time.perf_counter() - started
@@ -107,7 +110,7 @@ def size_report(
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="dockyard-size") as pool:
         probing_: Future[tuple[dict[str, Any] | None, str | None, float]] | None = None
         if distributions and settings.size.top > 0:
-            probing_ = pool.submit(_probe, engine, info.id)
+            probing_ = pool.submit(_probe, engine, info)
         exporting = pool.submit(_timed, lambda: scan_export(engine, info.id, stop=stop)) if deep else None
         # In a registry (pushed or pulled, or named so): its manifest says what a pull moves per layer.
         in_registry = pool.submit(registry.find_pushed, info.id, ref, info.repo_digests)

@@ -130,4 +130,39 @@ def mb(size: int) -> str:
 
 
 def active_env(probe: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The first environment on the app's sys.path (its site-packages, for a venv)."""
     return next((env for env in probe.get("environments", []) if env.get("active")), None)
+
+
+def app_distributions(probe: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Every distribution the app's interpreter sees, by name: the first on its sys.path wins, as for
+    `importlib.metadata` (a later one of the same name is shadowed)."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for env in probe.get("environments", []):
+        if env.get("active"):
+            for dist in env.get("distributions", []):
+                if dist.get("name") and dist["name"] not in found:
+                    found[dist["name"]] = {**dist, "environment": env.get("path")}
+    return found
+
+
+def app_python(probe: Mapping[str, Any]) -> str:
+    """The app's interpreter, and how it was found, for evidence: `/app/.venv/bin/python (CMD
+    `dockyard`: /app/.venv/bin/dockyard, #!/app/.venv/bin/python)`."""
+    app = probe.get("app") or {}
+    executable = (probe.get("python") or {}).get("executable") or app.get("interpreter") or "python"
+    if app.get("error") or not app.get("argv"):
+        how = app.get("resolved_by")
+        return f"{executable} ({how})" if how else str(executable)
+    command = " ".join(app["argv"])
+    command = command if len(command) <= 40 else command[:37] + "..."
+    own = {str(app.get("interpreter")), str(executable)}
+    steps = [s for s in app.get("steps") or [] if not any(s.endswith(path) for path in own)]
+    shown = ", ".join(s.split(" -> ")[-1] for s in steps)
+    return f"{executable} (`{command}`" + (f": {shown})" if shown else ")")
+
+
+def app_user(probe: Mapping[str, Any]) -> str:
+    user = probe.get("user") or {}
+    name = user.get("name")
+    return f"uid {user.get('uid')}" + (f" ({name})" if name else "")

@@ -370,13 +370,37 @@ def probe_spec(
     if imports is None:
         imports = default_imports(settings, info, _project_dockerfile(settings))[0]
     return {
+        "app": runner.app_config(info),
         "imports": list(imports),
         "commands": [{"argv": list(s.command), "timeout": s.timeout} for s in verify.smoke],
         "forbidden_names": [*file_checks.DEFAULT_FORBIDDEN_NAMES, *verify.forbidden],
         "forbidden_paths": file_checks.forbidden_paths(info.working_dir),
+        "project_trees": _project_trees(settings),
+        "verify_records": _lock_names(settings.lock_file) if settings.has_project else [],
         "sniff_private_keys": True,
+        "which": ["python", "python3"],
         "deadline_seconds": max(10.0, verify.timeout - 10),
     }
+
+
+def _project_trees(settings: Settings) -> dict[str, list[list[object]]]:
+    """The project's development folders (the member's and the workspace root's), as the probe
+    recognises them anywhere in the image."""
+    if not settings.has_project:
+        return {}
+    trees = file_checks.project_trees(settings.project_dir)
+    if settings.workspace_dir != settings.project_dir:
+        for name, markers in file_checks.project_trees(settings.workspace_dir).items():
+            trees[name] = [*trees.get(name, []), *markers][: file_checks.PROJECT_TREE_MARKERS * 2]
+    return trees
+
+
+def _lock_names(lock_file: Path) -> list[str]:
+    """Every package uv.lock names: the distributions whose RECORD the probe verifies."""
+    try:
+        return sorted(lock.read_lock(lock_file))
+    except DockyardError:  # no lock, or unreadable: the lock checks say so; nothing to verify
+        return []
 
 
 def _lock_status(settings: Settings) -> verdicts.LockStatus:

@@ -1,7 +1,8 @@
 """The image checklist, in report order: each check is a pure function of the gathered facts.
 
 One module per family: `build` (how the image is made), `runtime` (how it runs), `python` (the
-environment the app runs in), `files` (what the image ships), `credentials` (what it must not ship).
+environment the app runs in), `files` (what the image ships), `toolchain` (no build tools at runtime),
+`credentials` (what it must not ship).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dockyard.verify.checks.python import (
     check_smoke,
 )
 from dockyard.verify.checks.runtime import check_healthcheck, check_non_root, check_runtime_env
+from dockyard.verify.checks.toolchain import check_no_build_tools
 from dockyard.verify.facts import Check
 
 CHECKS: tuple[Check, ...] = (
@@ -34,6 +36,8 @@ CHECKS: tuple[Check, ...] = (
           check_runtime_env),
     Check("no-stray-files", "no .env, VCS data, tests, host venvs or keys in the image", ("probe",),
           check_no_stray_files),
+    Check("no-build-tools", "no build toolchain (uv, pip, compilers, -dev headers, builder source)",
+          ("probe",), check_no_build_tools),
     Check("no-build-secrets", "build secrets appear in no layer, history entry, ENV or label",
           ("export",), check_no_build_secrets),
     Check("no-credentials", "no private key, token, password or cloud credential ships in the image",

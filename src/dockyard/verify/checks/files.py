@@ -2,35 +2,71 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
+from dockyard.project.lock import canonical
 from dockyard.results import Outcome
 from dockyard.verify.facts import ExportFacts, Facts, Verdict, failed, mb, passed, require
 
-# Stray names: matched anywhere in the image outside installed packages.
+# Stray names: matched anywhere in the image, case-insensitively, and against what an editor backup
+# (`.env~`, `#.env#`, `.env.swp`) is a copy of.
 DEFAULT_FORBIDDEN_NAMES = (
     ".env", ".env.*", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox",
     ".nox", ".coverage", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*.key", ".netrc", ".pypirc",
 )  # fmt: skip
 # Stray paths: the project's own development folders, relative to the image's working directory.
 DEFAULT_FORBIDDEN_DIRS = ("tests", "test", "docs", ".github", ".ci", "examples", "bench")
-# Tools that live in an environment without being a project dependency.
+# The project's development folders, recognised anywhere in the image by what they hold.
+PROJECT_TREE_DIRS = (
+    "tests", "test", "docs", "doc", "examples", "bench", "benchmarks", ".github", ".ci", "notebooks",
+)  # fmt: skip
+# Names too common to tell the project's folder from another package's (numpy/tests/__init__.py).
+GENERIC_NAMES = frozenset(
+    {"__init__.py", "__main__.py", "conftest.py", "conf.py", "index.rst", "index.md", "Makefile",
+     "README.md", "README.rst", "README", ".gitkeep", "py.typed", "make.bat", "requirements.txt"}
+)  # fmt: skip
+PROJECT_TREE_MARKERS = 40  # files per folder the probe looks for
+_SKIPPED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "_build", ".git"})
 
 
 def check_no_stray_files(facts: Facts) -> Verdict:
     probe = require(facts.probe)
-    stray = probe.get("stray_files", [])
     walk = probe.get("walk", {})
+    project = canonical(facts.settings.project_name)
+    stray, published = [], []
+    for item in probe.get("stray_files", []):
+        owner = item.get("owner") or {}
+        # A third-party package's own file, byte for byte as published: not something this build leaked.
+        if owner.get("verified") and owner.get("name") != project:
+            published.append(
+                f"{item['path']} ({item['reason']}): shipped as published by {owner.get('label')}"
+            )
+        else:
+            stray.append(item)
+    unreadable = walk.get("unreadable") or 0
+    unread = [f"unreadable: {path}" for path in walk.get("unreadable_paths", [])]
     if stray:
         lines = [f"{s['path']} ({s['reason']}, {mb(s.get('size', 0))})" for s in stray]
         shown = ", ".join(lines[:5]) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
-        return failed(f"files that do not belong in the image: {shown}", *lines)
+        return failed(f"files that do not belong in the image: {shown}", *lines, *unread, *published)
     if walk.get("truncated"):
         return Verdict(
             Outcome.ERROR, f"the file walk stopped at its deadline after {walk.get('files')} files"
         )
-    return passed(f"{walk.get('files', 0)} files checked: no .env, VCS data, tests, host venvs or keys")
+    if unreadable:
+        return Verdict(
+            Outcome.ERROR,
+            f"{unreadable} entries could not be read, even as root: "
+            + ", ".join(walk.get("unreadable_paths", [])[:3]),
+            tuple(unread),
+        )
+    files = walk.get("files", 0)
+    return passed(
+        f"{files} files checked as root: no .env, VCS data, the project's tests or docs, host venvs or keys",
+        *published,
+    )
 
 
 def check_no_build_secrets(facts: Facts) -> Verdict:
@@ -95,6 +131,29 @@ def _secrets_in_layers(export: ExportFacts) -> list[str]:
                     f"layer {index} ({layers[index].diff_id[7:19]}) writes /{path}: a secret mount's path"
                 )
     return found
+
+
+def project_trees(project_dir: Path) -> dict[str, list[list[object]]]:
+    """The project's own development folders (tests/, docs/, ...) as the probe recognises them:
+    up to PROJECT_TREE_MARKERS of their distinctive files, as (path relative to the folder, size)."""
+    trees: dict[str, list[list[object]]] = {}
+    for name in PROJECT_TREE_DIRS:
+        folder = project_dir / name
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        markers: list[list[object]] = []
+        for directory, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
+            for filename in sorted(files):
+                path = Path(directory, filename)
+                if filename in GENERIC_NAMES or filename.endswith(".pyc") or path.is_symlink():
+                    continue
+                markers.append([path.relative_to(folder).as_posix(), path.stat().st_size])
+            if len(markers) >= PROJECT_TREE_MARKERS:
+                break
+        if markers:
+            trees[name] = markers[:PROJECT_TREE_MARKERS]
+    return trees
 
 
 def forbidden_paths(working_dir: str, project_dir_names: Sequence[str] = DEFAULT_FORBIDDEN_DIRS) -> list[str]:

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dockyard.image.metadata import ImageInfo
 from dockyard.project.dockerfile import Dockerfile
+from dockyard.project.lock import canonical
 from dockyard.results import Outcome
 from dockyard.verify import health
 from dockyard.verify.facts import (
     Facts,
     HealthOutcome,
     Verdict,
-    active_env,
+    app_python,
     failed,
     passed,
     require,
     skipped,
 )
+
+# A file capability this harmless does not make the app root: binding ports below 1024.
+HARMLESS_CAPABILITIES = frozenset({"net_bind_service"})
+SHELL_NAMES = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"})
 
 
 def _is_root_user(user: str) -> bool:
@@ -25,25 +32,80 @@ def _is_root_user(user: str) -> bool:
     return name in ("", "root", "0")
 
 
-def check_non_root(facts: Facts) -> Verdict:
+def _raises(found: Mapping[str, Any]) -> list[str]:
+    """How running a file raises privileges, in words (empty: it does not)."""
+    how = []
+    if found.get("setuid_root"):
+        how.append("setuid root")
+    if found.get("setgid_root"):
+        how.append("setgid root")
+    caps = found.get("capabilities") or {}
+    strong = [n for n in caps.get("names", []) if n not in HARMLESS_CAPABILITIES]
+    if strong or (caps and not caps.get("names")):
+        how.append("file capabilities " + (", ".join(strong) or caps.get("raw", "?")))
+    return how
+
+
+def _declared_user_problem(facts: Facts) -> str | None:
+    """Why the image's USER is root, or not the image's own (from its metadata alone)."""
     user = facts.image.user
     if not user:
-        return failed("no USER in the image: it runs as root; add `USER <uid>` to the final stage")
+        return "no USER in the image: it runs as root; add `USER <uid>` to the final stage"
     if _is_root_user(user):
-        return failed(f"USER {user} is root; use a dedicated non-root user")
+        return f"USER {user} is root; use a dedicated non-root user"
     if facts.dockerfile is not None and not _declares_user(facts.dockerfile):
+        return f"USER {user} is inherited from the base image, not declared by {facts.dockerfile.path.name}"
+    return None
+
+
+def check_non_root(facts: Facts) -> Verdict:
+    declared = _declared_user_problem(facts)
+    if declared is not None:
+        return failed(declared)
+    user = facts.image.user
+    probe = require(facts.probe)
+    resolved = (probe.get("app") or {}).get("user") or {}
+    if resolved.get("error"):
         return failed(
-            f"USER {user} is inherited from the base image, not declared by {facts.dockerfile.path.name}"
+            f"USER {user} cannot be resolved in the image ({resolved['error']}): no container starts"
         )
-    probe = facts.probe or {}
     seen = probe.get("user", {})
+    if "uid" not in seen:
+        return Verdict(
+            Outcome.ERROR, f"the app's user could not be observed: {seen.get('error', 'no answer')}"
+        )
     uid, name = seen.get("uid"), seen.get("name")
+    euid, egid = seen.get("euid", uid), seen.get("egid")
+    python = app_python(probe)
+    raised = [
+        f"{p['path']}" + (f" (as {p['via']})" if p.get("via") else "") + f" is {' and '.join(_raises(p))}"
+        for p in (probe.get("privileged") or {}).get("execution_path", [])
+        if _raises(p)
+    ]
+    problem = None
     if uid == 0:
-        return failed(f"USER {user} resolves to uid 0 inside the container")
-    expected = facts.settings.verify.user
-    if expected is not None and expected not in (str(uid), name):
-        return failed(f"runs as {name or '?'} (uid {uid}), expected {expected}")
-    return passed(f"USER {user} runs as {name or 'an unnamed user'} (uid {uid}, gid {seen.get('gid')})")
+        problem = f"USER {user} resolves to uid 0 inside the container"
+    elif euid == 0 or (egid == 0 and seen.get("gid") != 0):
+        why = f": {raised[0]}" if raised else ""
+        problem = f"USER {user} runs the app as uid {uid} but with euid {euid}, egid {egid}{why}"
+    elif raised:
+        problem = f"the app's execution path raises privileges: {raised[0]}"
+    elif facts.settings.verify.user is not None and facts.settings.verify.user not in (str(uid), name):
+        problem = f"runs as {name or '?'} (uid {uid}), expected {facts.settings.verify.user}"
+    if problem is not None:
+        return failed(problem, *raised, f"interpreter: {python}")
+    others = [
+        f"warning: {p['path']} is {' and '.join(_raises(p))} ({p.get('mode')})"
+        for p in (probe.get("privileged") or {}).get("files", [])
+        if _raises(p)
+    ]
+    note = f"; {len(others)} setuid/setgid-root or capability files elsewhere (warnings)" if others else ""
+    group = " (group root)" if seen.get("gid") == 0 else ""
+    return passed(
+        f"USER {user} runs {python} as {name or 'an unnamed user'} "
+        f"(uid {uid}, euid {euid}, gid {seen.get('gid')}{group}){note}",
+        *others,
+    )
 
 
 def _declares_user(dockerfile: Dockerfile) -> bool:
@@ -156,29 +218,72 @@ def _live_problem(outcome: HealthOutcome, shown: str, timeout: float) -> str | N
     return None
 
 
-def _shell_form(command: Sequence[str] | None) -> bool:
-    if command is None or len(command) < 2:
+def _static_shell(command: Sequence[str] | None) -> bool:
+    """Whether an exec-form argv starts a shell that runs a `-c` string (from the metadata alone)."""
+    if not command or len(command) < 2:
         return False
-    return command[0] in ("/bin/sh", "sh") and command[1] == "-c"
+    name = command[0].rsplit("/", 1)[-1]
+    return name in SHELL_NAMES and command[1].startswith("-") and "c" in command[1][1:]
+
+
+def _pid1_problem(image: ImageInfo, app: Mapping[str, Any]) -> str | None:
+    """A shell that stays PID 1 (it does not `exec` the app), so `docker stop`'s SIGTERM never
+    reaches the app."""
+    shell = app.get("shell")
+    argv = [*(image.entrypoint or ()), *(image.cmd or ())]
+    shown = " ".join(argv)[:80]
+    if shell:
+        if shell.get("execs"):
+            return None
+        what = (
+            f"`{shell['command']}`" if shell.get("command") is not None else f"script {shell.get('script')}"
+        )
+        return (
+            f"`{shown}` keeps the shell {shell['path']} as PID 1 ({what} does not `exec` the app): "
+            "signals miss the app; use exec form, or `exec` the app"
+        )
+    if _static_shell(argv):  # the probe saw no shell: judge the metadata alone
+        script = argv[2] if len(argv) > 2 else ""
+        if not re.match(r"^\s*exec\s", script):
+            return f"`{shown}` keeps a shell as PID 1: signals miss the app; use exec form, or `exec` the app"
+    return None
 
 
 def check_runtime_env(facts: Facts) -> Verdict:
     image, verify = facts.image, facts.settings.verify
+    probe = require(facts.probe)
+    app = probe.get("app") or {}
+    python = probe.get("python") or {}
     problems = [
         f"{key}={image.env.get(key, '<unset>')} (expected {value})"
         for key, value in verify.env.items()
         if image.env.get(key) != value
     ]
-    active = active_env(facts.probe or {})
-    venv = active.get("venv_root") if active else None
-    path = image.env.get("PATH", "").split(":")
-    if venv and (not path or path[0] != f"{venv}/bin"):
+    notes = []
+    venv = python.get("prefix") if python.get("in_venv") else None
+    project = canonical(facts.settings.project_name)
+    unused = [  # a working venv that holds the project, while the app's interpreter is elsewhere
+        env["venv_root"]
+        for env in probe.get("environments", [])
+        if not env.get("active")
+        and env.get("venv_root")
+        and env.get("interpreter_ok")
+        and any(d.get("name") == project for d in env.get("distributions", []))
+    ]
+    if venv is None and unused and app.get("argv"):
         problems.append(
-            f"the virtual environment {venv}/bin is not first on PATH ({path[0] if path else ''})"
+            f"the app runs {app_python(probe)}, outside the virtual environment {unused[0]}: "
+            f"put {unused[0]}/bin first on PATH or name its interpreter"
         )
-    for name, command in (("ENTRYPOINT", image.entrypoint), ("CMD", image.cmd)):
-        if _shell_form(command):
-            problems.append(f"{name} is shell form ({' '.join(command or ())[:60]}): signals miss the app")
+    for name in ("python", "python3"):
+        found = ((probe.get("which") or {}).get(name) or {}).get("path")
+        executable = python.get("executable")
+        if found and executable and found != executable and venv and not found.startswith(f"{venv}/"):
+            notes.append(f"note: `{name}` on PATH is {found}, not the app's {executable}")
+            break
+    pid1 = _pid1_problem(image, app)
+    if pid1:
+        problems.append(pid1)
     if image.entrypoint is None and image.cmd is None:
         problems.append("neither ENTRYPOINT nor CMD is set")
     if verify.ports is not None:
@@ -187,8 +292,13 @@ def check_runtime_env(facts: Facts) -> Verdict:
         if exposed != expected:
             problems.append(f"exposes {exposed or 'nothing'}, expected {expected}")
     if problems:
-        return failed("; ".join(problems), *problems)
+        return failed("; ".join(problems), *problems, *notes)
     entry = " ".join([*(image.entrypoint or ()), *(image.cmd or ())])
     shown = ", ".join(f"{k}={v}" for k, v in verify.env.items())
-    where = f"{venv}/bin first on PATH, " if venv else ""
-    return passed(f"{shown}; {where}exec form `{entry}`; ports {list(image.exposed_ports) or 'none'}")
+    runs = f"runs {python.get('executable')}" + (f" of {venv}" if venv else "")
+    how = "exec form" if not app.get("shell") else "a shell that execs the app"
+    return passed(
+        f"{shown}; {how} `{entry}` {runs}; ports {list(image.exposed_ports) or 'none'}",
+        *notes,
+        *(f"resolved: {step}" for step in app.get("steps") or []),
+    )
