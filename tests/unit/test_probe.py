@@ -1,8 +1,11 @@
 """The in-container probe, run for real: the host's Python executes its source as dockyard would
-inside an image (``python -c <source> <spec>``), against directory trees built under tmp_path."""
+inside an image (``python -I -S -c <source> <spec>``), against directory trees built under tmp_path."""
 
 from __future__ import annotations
 
+import ast
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -26,6 +29,7 @@ PEM_KEY = (
 # Source that only names the marker (as ssl or auth libraries do) is not a key.
 MARKER_ONLY = 'HEADER = "-----BEGIN RSA ' + 'PRIVATE KEY-----"\n'
 FORBIDDEN_NAMES = [".env", ".env.*", ".git", ".pytest_cache", "id_rsa", "*.key"]
+PROJECT_TESTS = "def test_app():\n    assert True\n"
 GIT_ENV = "inside a reported dir: not reported again\n"
 METADATA = "Metadata-Version: 2.1\nName: Demo_Pkg.Extra\nVersion: 1.2.3\n"
 
@@ -33,7 +37,7 @@ METADATA = "Metadata-Version: 2.1\nName: Demo_Pkg.Extra\nVersion: 1.2.3\n"
 def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the probe's source exactly as dockyard does in a container; one JSON document out."""
     done = subprocess.run(
-        [sys.executable, "-c", probe.source(), json.dumps(spec)],
+        [sys.executable, "-I", "-S", "-c", probe.source(), json.dumps(spec)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -71,8 +75,8 @@ def build_site_packages(site: Path) -> None:
     write(site / "demo_pkg" / "__pycache__" / "__init__.cpython-312.pyc", "c" * 30)
     write(site / "demo_pkg" / "__pycache__" / "util.cpython-312.opt-1.pyc", "o" * 20)
     write(site / "demo_pkg" / "__pycache__" / "orphan.cpython-312.pyc", "n" * 7)  # no listed .py
-    write(site / "demo_pkg" / ".env", "SHIPPED=1\n")  # packages may ship such names
-    write(site / "demo_pkg" / "testdata" / "server.pem", PEM_KEY)  # and test keys
+    write(site / "demo_pkg" / ".env", "SHIPPED=1\n")  # not in RECORD: put there by the build
+    write(site / "demo_pkg" / "testdata" / "server.pem", PEM_KEY)  # not in RECORD either
     info = site / "Demo_Pkg.Extra-1.2.3.dist-info"
     write(info / "METADATA", METADATA)
     record = "".join(
@@ -102,7 +106,18 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(app / "deploy.pem", PEM_KEY)
     write(app / "ssl_helpers.py", MARKER_ONLY)
     write(app / "tests" / "test_main.py", "def test_x():\n    pass\n")
-    write(app / "src" / "pkg" / "tests" / "test_inner.py", "")  # not /app/tests: anchored
+    write(app / "src" / "pkg" / "tests" / "test_inner.py", "")  # not /app/tests, nor the project's
+    write(app / ".ENV", "CASE=1\n")  # names match whatever their case
+    write(app / ".env~", "BACKUP=1\n")  # editor backups of a forbidden name
+    write(app / "#.env#", "AUTOSAVE=1\n")
+    write(app / ".env.swp", "SWAP=1\n")
+    write(app / "id_rsa.old", "old key\n")
+    # a bundle: a key after more than a read's worth of certificates, across a read boundary
+    filler = b"-----BEGIN CERTIFICATE-----\n" + b"A" * (1024 * 1024 - 40) + b"\n"
+    (app / "server.pem").write_bytes(filler + PEM_KEY.encode())
+    write(root / "opt" / "svc" / "tests" / "test_app.py", PROJECT_TESTS)  # the project's tests/, moved
+    write(root / "opt" / "svc" / "tests" / "helpers.py", "")
+    write(root / "opt" / "other" / "tests" / "test_other.py", "x")  # someone else's tests: not ours
     (app / "loop").symlink_to(root)  # followed, the walk would never end
     write(root / "skipped" / ".env", "excluded from the walk\n")
 
@@ -117,7 +132,34 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (good / "bin").mkdir()
     (good / "bin" / "python").symlink_to(sys.executable)
     (good / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    build_published(good / "lib" / "python3.11" / "site-packages")
     return root
+
+
+def record_line(site: Path, relative: str) -> str:
+    digest = hashlib.sha256((site / relative).read_bytes()).digest()
+    encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return f"{relative},sha256={encoded},{(site / relative).stat().st_size}\n"
+
+
+def build_published(site: Path) -> None:
+    """A third-party distribution whose RECORD lists, with their hashes, a `.env` and a key of its own:
+    published content, byte for byte; and one whose listed key was replaced after installing."""
+    write(site / "published" / "__init__.py", "")
+    write(site / "published" / "fixtures" / ".env", "PUBLISHED=1\n")
+    write(site / "published" / "fixtures" / "test.key", PEM_KEY)
+    info = site / "published-1.0.dist-info"
+    write(info / "METADATA", "Metadata-Version: 2.1\nName: published\nVersion: 1.0\n")
+    lines = [
+        record_line(site, f)
+        for f in ("published/__init__.py", "published/fixtures/.env", "published/fixtures/test.key")
+    ]
+    write(info / "RECORD", "".join(lines) + "published-1.0.dist-info/RECORD,,\n")
+    write(site / "tampered" / "id_rsa", "original\n")
+    info = site / "tampered-1.0.dist-info"
+    write(info / "METADATA", "Metadata-Version: 2.1\nName: tampered\nVersion: 1.0\n")
+    write(info / "RECORD", record_line(site, "tampered/id_rsa"))
+    write(site / "tampered" / "id_rsa", PEM_KEY)  # replaced after installing
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +170,7 @@ def report(root: Path) -> dict[str, Any]:
             "walk_exclude": [str(root / "skipped")],
             "forbidden_names": FORBIDDEN_NAMES,
             "forbidden_paths": [f"{root}/app/tests", f"{root}/app/docs"],
+            "project_trees": {"tests": [["test_app.py", len(PROJECT_TESTS)], ["unit/test_x.py", 9]]},
             "imports": ["json", "no_such_module_xyz"],
             "commands": [
                 {"argv": [sys.executable, "-c", "import time; time.sleep(5)"], "timeout": 0.5},
@@ -156,32 +199,73 @@ def environment(report: dict[str, Any], path: Path) -> dict[str, Any]:
     return matches[0]
 
 
-def test_stray_files_are_exactly_the_forbidden_names_paths_keys_and_host_venv(
+def test_stray_files_are_exactly_the_forbidden_names_paths_keys_trees_and_host_venv(
     report: dict[str, Any], root: Path
 ) -> None:
     app = root / "app"
+    site = root / "hostvenv" / "lib" / "python3.12" / "site-packages"
+    big = app / "server.pem"
     assert strays(report) == {
         str(app / ".env"): (".env", 9),
+        str(app / ".ENV"): (".env", 7),
+        str(app / ".env~"): (".env", 9),
+        str(app / "#.env#"): (".env", 11),
         str(app / ".env.production"): (".env.*", 9),
+        str(app / ".env.swp"): (".env.*", 7),
+        str(app / "id_rsa.old"): ("id_rsa", 8),
         str(app / "config.key"): ("*.key", 0),
         str(app / ".git"): (".git", len("ref: refs/heads/main\n") + 10 + len(GIT_ENV)),  # whole tree, once
         str(app / "deploy.pem"): ("private key", len(PEM_KEY)),
+        str(big): ("private key", big.stat().st_size),
         str(app / "tests"): (f"{root}/app/tests", len("def test_x():\n    pass\n")),
+        str(root / "opt" / "svc" / "tests"): (
+            "the project's tests/ (holds tests/test_app.py)",
+            len(PROJECT_TESTS),
+        ),
         str(root / "hostvenv"): ("host virtual environment", tree_bytes(root / "hostvenv")),
+        # no blanket exemption of site-packages: what no RECORD lists was put there by the build
+        str(site / "demo_pkg" / ".env"): (".env", 10),
+        str(site / "demo_pkg" / "testdata" / "server.pem"): ("private key", len(PEM_KEY)),
+        **{
+            str(good / name): (reason, size)
+            for good in [root / "goodvenv" / "lib" / "python3.11" / "site-packages"]
+            for name, reason, size in (
+                ("published/fixtures/.env", ".env", 12),
+                ("published/fixtures/test.key", "*.key", len(PEM_KEY)),
+                ("tampered/id_rsa", "id_rsa", len(PEM_KEY)),
+            )
+        },
     }
     assert report["errors"] == []
 
 
-def test_names_inside_site_packages_and_excluded_dirs_are_not_reported(
+def test_a_stray_a_distribution_installed_says_so_and_whether_its_bytes_are_as_recorded(
+    report: dict[str, Any], root: Path
+) -> None:
+    site = root / "goodvenv" / "lib" / "python3.11" / "site-packages"
+    owners = {s["path"]: s["owner"] for s in report["stray_files"]}
+    assert owners[str(site / "published" / "fixtures" / ".env")] == {
+        "name": "published", "label": "published 1.0", "verified": True,
+    }  # fmt: skip
+    assert owners[str(site / "tampered" / "id_rsa")] == {
+        "name": "tampered",
+        "label": "tampered 1.0",
+        "verified": False,
+    }
+    assert owners[str(root / "app" / ".env")] is None
+    hostsite = root / "hostvenv" / "lib" / "python3.12" / "site-packages"
+    assert owners[str(hostsite / "demo_pkg" / ".env")] is None  # in the package's folder, not in its RECORD
+
+
+def test_excluded_dirs_symlinks_and_marker_only_source_are_not_reported(
     report: dict[str, Any], root: Path
 ) -> None:
     paths = set(strays(report))
-    site = root / "hostvenv" / "lib" / "python3.12" / "site-packages"
-    assert str(site / "demo_pkg" / ".env") not in paths
-    assert str(site / "demo_pkg" / "testdata" / "server.pem") not in paths
     assert str(root / "skipped" / ".env") not in paths
     assert str(root / "app" / "ssl_helpers.py") not in paths  # names the marker, holds no key
     assert not any(p.startswith(str(root / "app" / "loop")) for p in paths)  # symlink not followed
+    assert str(root / "opt" / "other" / "tests") not in paths  # a tests/ folder that is not the project's
+    assert str(root / "app" / "src" / "pkg" / "tests") not in paths
 
 
 def test_host_venv_is_an_inactive_environment_with_a_missing_interpreter(
@@ -193,11 +277,8 @@ def test_host_venv_is_an_inactive_environment_with_a_missing_interpreter(
     assert env["interpreter_ok"] is False
     assert env["error"] is None
     good = environment(report, root / "goodvenv" / "lib" / "python3.11" / "site-packages")
-    assert (good["venv_root"], good["interpreter_ok"], good["distributions"]) == (
-        str(root / "goodvenv"),
-        True,
-        [],
-    )
+    assert (good["venv_root"], good["interpreter_ok"]) == (str(root / "goodvenv"), True)
+    assert [d["name"] for d in good["distributions"]] == ["published", "tampered"]
 
 
 def test_distribution_size_counts_record_files_and_their_bytecode(report: dict[str, Any], root: Path) -> None:
@@ -208,6 +289,7 @@ def test_distribution_size_counts_record_files_and_their_bytecode(report: dict[s
         {
             "name": "demo-pkg-extra",  # PEP 503 normalized
             "version": "1.2.3",
+            "path": str(site / "Demo_Pkg.Extra-1.2.3.dist-info"),
             # __init__.py + util.py + METADATA + RECORD + their two .pyc; not the orphan .pyc
             "size": 100 + 50 + len(METADATA) + record_size + 30 + 20,
             "files": 6,
@@ -233,7 +315,8 @@ def test_imports_run_in_subprocesses_and_report_the_error_line(report: dict[str,
     assert missing["module"] == "no_such_module_xyz"
     assert missing["ok"] is False
     assert missing["error"] == "ModuleNotFoundError: No module named 'no_such_module_xyz'"
-    assert ok["seconds"] > 0
+    assert ok["seconds"] >= 0
+    assert {ok["source"], missing["source"]} == {"configured"}
 
 
 def test_a_hanging_command_times_out(report: dict[str, Any]) -> None:
@@ -301,7 +384,7 @@ def test_deadline_zero_truncates_the_walk(root: Path) -> None:
 )
 def test_a_bad_spec_is_reported_and_nothing_costly_runs(document: str, error: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", probe.source(), document],
+        [sys.executable, "-I", "-S", "-c", probe.source(), document],
         capture_output=True,
         text=True,
         timeout=60,
@@ -316,6 +399,7 @@ def test_a_bad_spec_is_reported_and_nothing_costly_runs(document: str, error: st
         "files": 0,
         "dirs": 0,
         "unreadable": 0,
+        "unreadable_paths": [],
         "seconds": result["walk"]["seconds"],
         "truncated": False,
     }
@@ -330,8 +414,31 @@ def test_unknown_or_mistyped_spec_keys_are_reported(tmp_path: Path) -> None:
     ]
 
 
-def test_source_is_this_modules_file() -> None:
-    assert probe.source() == Path(probe.__file__).read_text(encoding="utf-8")
+def test_source_is_the_parts_joined_into_one_program() -> None:
+    text = probe.source()
+    assert text.startswith("from __future__ import annotations\n")
+    assert text.count("from __future__") == 1
+    assert "from dockyard" not in text  # the imports between parts are dropped
+    for part in probe.PARTS:  # every part, in order
+        first = Path(probe.__file__).with_name(f"{part}.py").read_text().split('"""')[1]
+        assert first in text
+    # one argument of a command line: Linux refuses a single argument longer than 128 KiB
+    assert len(text.encode()) < 120_000
+
+
+def test_no_name_is_defined_by_two_parts() -> None:
+    seen: dict[str, str] = {}
+    for part in probe.PARTS:
+        tree = ast.parse(Path(probe.__file__).with_name(f"{part}.py").read_text())
+        for node in tree.body:
+            names = (
+                [node.name]
+                if isinstance(node, ast.FunctionDef | ast.ClassDef)
+                else [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            )
+            for name in names:
+                assert name not in seen, f"{name} is defined in {seen.get(name)} and {part}"
+                seen[name] = part
 
 
 def test_which_resolves_executables_and_their_permissions(tmp_path: Path) -> None:
