@@ -23,8 +23,19 @@ INSTALLER_DISTRIBUTIONS = frozenset({"pip", "uv", "pipx", "poetry", "pdm"})
 
 @dataclass
 class _Findings:
-    findings: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # each in full, for the details
+    short: list[str] = field(default_factory=list)  # each in a few words, for the evidence
     notes: list[str] = field(default_factory=list)  # looked at and accepted, with the reason
+
+    def add(self, short: str, full: str) -> None:
+        self.short.append(short)
+        self.findings.append(full)
+
+
+def _tool_name(tool: Mapping[str, Any]) -> str:
+    """What people call the tool: the file it runs, without a target triplet or a version."""
+    name = str(tool.get("real") or tool.get("path") or "").rsplit("/", 1)[-1]
+    return re.sub(r"-\d+(\.\d+)*$", "", re.sub(r"^[a-z0-9_]+-linux-gnu-", "", name)) or str(tool.get("name"))
 
 
 def _allowed(allow: Sequence[str], *names: str | None) -> bool:
@@ -60,7 +71,8 @@ def _tool_findings(facts: Facts, found: Mapping[str, Any], out: _Findings) -> No
         elif tool.get("kind") == "installer" and any(re.sub(r"[\d.]+$", "", n) in runtime for n in names):
             out.notes.append(f"a runtime dependency in uv.lock: {shown}")
         else:
-            out.findings.append(f"{tool.get('kind', 'tool')} {shown}")
+            size = tool.get("package_size") or tool.get("size") or 0
+            out.add(f"{_tool_name(tool)} ({mb(int(size))})", f"{tool.get('kind', 'tool')} {shown}")
 
 
 def _installer_findings(facts: Facts, probe: Mapping[str, Any], out: _Findings) -> None:
@@ -79,7 +91,7 @@ def _installer_findings(facts: Facts, probe: Mapping[str, Any], out: _Findings) 
             elif not in_venv:
                 out.notes.append(f"part of the base interpreter's installation: {shown}")
             else:
-                out.findings.append(f"installer {shown}, in the app's environment")
+                out.add(f"{name} in the app's environment", f"installer {shown}, in the app's environment")
 
 
 def _package_findings(facts: Facts, found: Mapping[str, Any], out: _Findings) -> None:
@@ -90,7 +102,7 @@ def _package_findings(facts: Facts, found: Mapping[str, Any], out: _Findings) ->
         if _allowed(allow, package["name"]):
             out.notes.append(f"allowed: {shown}")
         else:
-            out.findings.append(f"-dev package {shown}")
+            out.add(package["name"], f"-dev package {shown}")
     for header in found.get("headers") or []:
         shown = f"{header['path']} ({mb(int(header.get('size') or 0))})"
         if header.get("package"):
@@ -98,7 +110,7 @@ def _package_findings(facts: Facts, found: Mapping[str, Any], out: _Findings) ->
         if header.get("in_base_python") or _allowed(allow, "Python.h", header["path"]):
             out.notes.append(f"C headers of the base interpreter: {shown}")
         else:
-            out.findings.append(f"C headers {shown}")
+            out.add(header["path"], f"C headers {shown}")
     for tree in found.get("source_trees") or []:
         shown = f"{tree['path']} ({', '.join(tree.get('holds', []))}; {mb(int(tree.get('size') or 0))})"
         if tree.get("app"):
@@ -106,7 +118,8 @@ def _package_findings(facts: Facts, found: Mapping[str, Any], out: _Findings) ->
         elif _allowed(allow, tree["path"], "source-tree"):
             out.notes.append(f"allowed: {shown}")
         else:
-            out.findings.append(f"builder source tree {shown}: the app runs from its installed copy")
+            full = f"builder source tree {shown}: the app runs from its installed copy"
+            out.add(f"source tree {tree['path']}", full)
 
 
 def check_no_build_tools(facts: Facts) -> Verdict:
@@ -120,7 +133,7 @@ def check_no_build_tools(facts: Facts) -> Verdict:
     _package_findings(facts, found, out)
     if out.findings:
         return failed(
-            f"the runtime image ships build tools: {'; '.join(out.findings)}", *out.findings, *out.notes
+            f"the runtime image ships build tools: {', '.join(out.short)}", *out.findings, *out.notes
         )
     summary = "no uv, pip, compilers, build systems, -dev packages or builder source tree"
     return passed(summary + (f" ({len(out.notes)} noted)" if out.notes else ""), *out.notes)

@@ -129,16 +129,17 @@ def app_plan(spec: Spec) -> dict[str, Any]:
 
 
 def _execution_path(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """Setuid/setgid-root bits and file capabilities on the files the app's process executes."""
-    paths = []
-    for link in plan.get("chain") or []:
-        paths.extend([link["path"], link["real"]])
+    """Setuid/setgid-root bits and file capabilities on the files the app's process executes, each
+    named by the file itself (``via``: the name the command reaches it by)."""
+    links = {link["real"]: link["path"] for link in plan.get("chain") or []}
     if plan.get("interpreter"):
-        paths.extend([plan["interpreter"], os.path.realpath(plan["interpreter"])])
+        links.setdefault(os.path.realpath(plan["interpreter"]), plan["interpreter"])
     found = []
-    for path in dict.fromkeys(paths):
-        raised = privilege(path)
-        if raised is not None and raised not in found:
+    for real, via in links.items():
+        raised = privilege(real)
+        if raised is not None:
+            if via != real:
+                raised["via"] = via
             found.append(raised)
     return found
 
@@ -322,6 +323,17 @@ def collect(argv: list[str], started: float) -> dict[str, Any]:
     return report
 
 
+def _cpu_seconds() -> float | None:
+    """CPU time this process and the children it waited for used (the app probe, imports, smoke)."""
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    except (ImportError, OSError):
+        return None
+    return round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 3)
+
+
 def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
@@ -329,6 +341,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # last resort: still one JSON document, never a traceback
         report = {"errors": [f"probe: {_describe(exc)}"]}
     report["seconds"] = _elapsed(started)
+    report["cpu_seconds"] = _cpu_seconds()
     sys.stdout.write(json.dumps(report, default=str) + "\n")
     sys.stdout.flush()
     return 0
