@@ -151,6 +151,8 @@ RUN chmod 700 /root /root/.ssh && chmod 600 /root/.ssh/id_rsa /root/id_rsa.old \
     && echo 'TOKEN=1' > /root/.env \\
     && mkdir -p /root/.local/lib/python3.13/site-packages/iniconfig-2.1.0.dist-info \\
     && printf '{dev}' > /root/.local/lib/python3.13/site-packages/iniconfig-2.1.0.dist-info/METADATA \\
+    && tool=/root/.local/share/uv/tools/pytest/lib/python3.13/site-packages/iniconfig-2.1.0.dist-info \\
+    && mkdir -p $tool && printf '{dev}' > $tool/METADATA \\
     && chmod -R go-rwx /root/.local \\
     && echo 'TOKEN=2' > /tmp/.env && cp /root/.ssh/id_rsa /tmp/id_rsa \\
     && mkdir -p /tmp/src/.git /run/app && echo 'ref: x' > /tmp/src/.git/HEAD && echo 'X=1' > /run/app/.env \\
@@ -174,6 +176,7 @@ def test_files_the_apps_user_cannot_read_and_tmp_and_run_are_walked(
         assert any(line.startswith(f"{path} (") for line in stray.details), (path, stray.details)
     dev = results["no-dev-packages"]
     fails(dev.outcome, dev.evidence, "iniconfig 2.1.0 in /root/.local/lib/python3.13/site-packages",
+          "iniconfig 2.1.0 in /root/.local/share/uv/tools/pytest/lib/python3.13/site-packages",
           "iniconfig 2.1.0 in /tmp/venv/lib/python3.13/site-packages")  # fmt: skip
 
 

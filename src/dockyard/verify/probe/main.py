@@ -185,8 +185,10 @@ def start_app_probe(spec: Spec, plan: dict[str, Any], deadline: float) -> Any:
         outcome = _run(argv, max(1.0, deadline - time.monotonic()), **popen)
         if outcome.timed_out:
             raise RuntimeError("the app probe did not finish in time")
+        # The answer is the last line: a sitecustomize or .pth file may print before it.
+        lines = outcome.stdout.decode("utf-8", errors="replace").strip().split("\n")
         try:
-            answer = json.loads(outcome.stdout.decode("utf-8", errors="replace"))
+            answer = json.loads(lines[-1])
         except ValueError:
             tail = _last_line(_decode(outcome.stderr)) or f"exit status {outcome.returncode}"
             raise RuntimeError(f"{plan['interpreter']} could not run the app probe: {tail}") from None
