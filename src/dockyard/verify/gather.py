@@ -398,7 +398,7 @@ def _project_trees(settings: Settings) -> dict[str, list[list[object]]]:
 def _lock_names(lock_file: Path) -> list[str]:
     """Every package uv.lock names: the distributions whose RECORD the probe verifies."""
     try:
-        return sorted(lock.read_lock(lock_file))
+        return sorted(lock.read_lock(lock_file).packages)
     except DockyardError:  # no lock, or unreadable: the lock checks say so; nothing to verify
         return []
 
