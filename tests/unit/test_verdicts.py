@@ -5,6 +5,7 @@ shadowed imports, shells as PID 1, stray names, build tools."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +14,13 @@ from dockyard import config
 from dockyard.errors import ConfigError
 from dockyard.project.lock import LockedSets
 from dockyard.results import Outcome
+from dockyard.verify import gather as verify
 from dockyard.verify.checks import files as file_checks
 from dockyard.verify.checks import python as python_checks
 from dockyard.verify.checks import runtime as runtime_checks
 from dockyard.verify.checks import toolchain
 from dockyard.verify.facts import Facts, app_python
-from tests.unit.test_checks import facts, probe_of, with_image, with_verify
+from tests.unit.test_checks import ROOT, facts, probe_of, with_image, with_verify
 
 __all__ = ["facts"]  # the recorded-facts fixture, shared with test_checks
 
@@ -438,3 +440,33 @@ def test_a_bad_expect_regex_is_a_config_error(tmp_path: Any) -> None:
     )
     with pytest.raises(ConfigError, match="expect-regex: not a valid regular expression"):
         config.load(tmp_path, environ={"DOCKYARD_MACHINE_FILE": "/nonexistent"})
+
+
+# --- the probe's spec ------------------------------------------------------------------------------------
+
+
+def test_the_probe_spec_carries_the_image_config_the_lock_names_and_the_projects_trees(facts: Facts) -> None:
+    spec = verify.probe_spec(facts.settings, facts.image, ("dockyard",))
+    assert spec["app"] == {
+        "entrypoint": ["dockyard"],
+        "cmd": ["--help"],
+        "env": [f"{k}={v}" for k, v in facts.image.env.items()],
+        "user": "10001:10001",
+        "workdir": "/app",
+        "volumes": [],
+    }
+    assert spec["imports"] == ["dockyard"]
+    names = spec["verify_records"]
+    assert isinstance(names, list)
+    assert {"dockyard", "rich", "pytest"} <= set(names)  # every package uv.lock names
+    trees = spec["project_trees"]
+    assert isinstance(trees, dict)
+    assert ["engine/test_checks.py", (ROOT / "tests/engine/test_checks.py").stat().st_size] in trees["tests"]
+    assert len(trees["tests"]) == 40  # bounded: enough to recognise the folder
+    assert "examples" in trees
+
+
+def test_an_image_with_no_project_verifies_no_record_and_knows_no_trees(facts: Facts, tmp_path: Path) -> None:
+    alone = dataclasses.replace(facts.settings, has_project=False, project_dir=tmp_path)
+    spec = verify.probe_spec(alone, facts.image, ())
+    assert (spec["verify_records"], spec["project_trees"]) == ([], {})
