@@ -115,6 +115,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # a bundle: a key after more than a read's worth of certificates, across a read boundary
     filler = b"-----BEGIN CERTIFICATE-----\n" + b"A" * (1024 * 1024 - 40) + b"\n"
     (app / "server.pem").write_bytes(filler + PEM_KEY.encode())
+    (app / "native.so").write_bytes(b"\x7fELF" + b"\0" * 64 + PEM_KEY.encode())  # binaries are not read
     write(root / "opt" / "svc" / "tests" / "test_app.py", PROJECT_TESTS)  # the project's tests/, moved
     write(root / "opt" / "svc" / "tests" / "helpers.py", "")
     write(root / "opt" / "other" / "tests" / "test_other.py", "x")  # someone else's tests: not ours
@@ -263,6 +264,7 @@ def test_excluded_dirs_symlinks_and_marker_only_source_are_not_reported(
     paths = set(strays(report))
     assert str(root / "skipped" / ".env") not in paths
     assert str(root / "app" / "ssl_helpers.py") not in paths  # names the marker, holds no key
+    assert str(root / "app" / "native.so") not in paths  # a compiled library is not read for keys
     assert not any(p.startswith(str(root / "app" / "loop")) for p in paths)  # symlink not followed
     assert str(root / "opt" / "other" / "tests") not in paths  # a tests/ folder that is not the project's
     assert str(root / "app" / "src" / "pkg" / "tests") not in paths

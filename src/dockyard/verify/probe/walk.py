@@ -52,6 +52,7 @@ PRIVATE_KEY_BLOCK = re.compile(
 )
 
 
+ELF_MAGIC = b"\x7fELF"
 KEY_WINDOW = 512  # bytes kept around a marker so a block split across reads is still seen
 
 
@@ -144,13 +145,17 @@ def name_variants(name: str) -> list[str]:
 
 
 def has_private_key(path: str, walk: Walk) -> bool:
-    """Whether a PEM private key block is anywhere in the file, streamed in chunks."""
+    """Whether a PEM private key block is anywhere in the file, streamed in chunks, whatever its size.
+
+    Compiled programs and libraries (ELF) are not read past their first bytes: a build leaks keys as
+    files and text, and the large native libraries of an image would cost most of the walk's time.
+    """
     try:
         with open(path, "rb") as handle:
             tail = b""
             while not walk.expired():
                 chunk = handle.read(READ_CHUNK)
-                if not chunk:
+                if not chunk or (not tail and chunk.startswith(ELF_MAGIC)):
                     return False
                 data = tail + chunk
                 at = data.find(PRIVATE_KEY_MARKER)
