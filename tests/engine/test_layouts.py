@@ -140,6 +140,8 @@ def test_a_workspace_image_with_the_dev_group_fails_both_package_checks(
     got = outcomes(results)
     assert got.pop("no-dev-packages") == "FAIL"
     assert got.pop("locked-runtime") == "FAIL"
+    assert got.pop("no-build-tools") == "FAIL"  # one stage: uv stays in the runtime image
+    assert "uv (" in results["no-build-tools"]["evidence"]
     assert got.pop("smoke") == "SKIP"  # nothing configured
     assert got == dict.fromkeys(got, "PASS"), {k: results[k]["evidence"] for k in got if got[k] != "PASS"}
     assert set(results) == set(CHECK_IDS)
@@ -178,10 +180,12 @@ def test_an_image_outside_any_project_gets_every_check_that_needs_none(
     assert done.stdout.startswith(f"project: none (no pyproject.toml in {tmp_path} or above)")
     results = {r["id"]: r for r in json.loads(out.read_text())["results"]}
     got = outcomes(results)
-    for check_id in ("builds", "locked-runtime", "imports", "lock-current", "layer-cache"):
+    for check_id in ("builds", "locked-runtime", "lock-current", "layer-cache"):
         assert got[check_id] == "SKIP", results[check_id]
-    for check_id in ("non-root", "size", "runtime-env", "no-stray-files"):
+    for check_id in ("non-root", "size", "runtime-env", "no-stray-files", "imports"):
         assert got[check_id] == "PASS", results[check_id]
+    assert "(entry point)" in results["imports"]["evidence"]  # the app's own entry, with no project
+    assert got["no-build-tools"] == "FAIL"  # uv in the runtime image, with or without a project
     assert got["no-dev-packages"] == "FAIL"  # judged by name: pytest and coverage are well known
     assert "pytest" in results["no-dev-packages"]["evidence"]
     assert "judged by name" in results["no-dev-packages"]["evidence"]
@@ -216,10 +220,15 @@ def test_a_virtual_project_is_judged_by_its_dependencies_and_its_exposed_source(
     got = outcomes(results)
     assert got.pop("layer-cache") == "FAIL"  # `COPY . /app` before `uv sync`: a true finding
     assert "dependencies were installed again" in results["layer-cache"]["evidence"]
+    assert got.pop("no-build-tools") == "FAIL"  # one stage: uv stays in the runtime image
     assert got.pop("smoke") == "SKIP"
     assert got == dict.fromkeys(got, "PASS"), {k: results[k]["evidence"] for k in got if got[k] != "PASS"}
     assert "the project is virtual" in results["locked-runtime"]["evidence"]  # never reported missing
-    assert results["imports"]["evidence"].startswith("src import with /app/.venv/bin/python (virtual project")
+    imports = results["imports"]["evidence"]
+    assert imports.startswith(
+        "src.api (entry point), src import with /app/.venv/bin/python (`python -m src.api`)"
+    )
+    assert "sys.path[0] /app; virtual project" in imports  # `-m` puts the working directory first
 
 
 # --- (c) a packaged app whose .dockerignore leaves out only .venv, built twice --------------------
