@@ -44,14 +44,15 @@ Spec (a JSON object, every key optional):
   such as ``.env~``, ``#.env#`` or ``.env.swp`` is a copy of), ``forbidden_paths`` (absolute path
   globs), ``project_trees`` (``{"tests": [[relative path, size], ...]}``: a folder of that name anywhere
   whose contents match the project's own is reported), ``sniff_private_keys`` (default true: every
-  regular file, whatever its size, is streamed for a PEM private key block).
+  regular file, whatever its size, is streamed for a PEM private key block; ELF binaries and bytecode
+  beside its source excepted).
 * ``walk_roots`` (default ``["/"]``), ``walk_exclude`` (default ``/proc /sys /dev``; globs),
   ``deadline_seconds`` (default 60: the walk stops then and says ``"truncated": true``).
 
 Output keys: ``probe``, ``app``, ``python``, ``user``, ``env``, ``cwd``, ``sys_path``,
 ``environments``, ``imports``, ``commands``, ``which``, ``stray_files``, ``privileged``,
-``build_tools``, ``walk``, ``errors``, ``seconds``. Every section guards itself: a failing section is
-recorded in ``errors`` and never loses the others.
+``build_tools``, ``walk``, ``errors``, ``seconds``, ``cpu_seconds``. Every section guards itself: a
+failing section is recorded in ``errors`` and never loses the others.
 """
 
 from __future__ import annotations
