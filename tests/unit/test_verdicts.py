@@ -470,3 +470,20 @@ def test_an_image_with_no_project_verifies_no_record_and_knows_no_trees(facts: F
     alone = dataclasses.replace(facts.settings, has_project=False, project_dir=tmp_path)
     spec = verify.probe_spec(alone, facts.image, ())
     assert (spec["verify_records"], spec["project_trees"]) == ([], {})
+
+
+def test_an_app_with_no_runtime_packages_matches_an_empty_locked_set(facts: Facts) -> None:
+    probe_of(facts)["environments"][0]["distributions"] = []  # a virtual app with no dependencies
+    assert facts.locked is not None
+    empty = dataclasses.replace(facts, locked=LockedSets(runtime={}, dev_only=facts.locked.dev_only))
+    verdict = python_checks.check_locked_runtime(empty)
+    assert verdict.outcome is Outcome.PASS, verdict.evidence
+    assert verdict.evidence.startswith("0 distributions seen by /app/.venv/bin/python")
+    missing = python_checks.check_locked_runtime(facts)  # the same environment against dockyard's lock
+    assert missing.outcome is Outcome.FAIL
+    assert "missing: certifi" in missing.evidence
+
+
+def test_locked_runtime_without_the_app_probes_answer_is_an_error(facts: Facts) -> None:
+    probe_of(facts)["python"] = {"error": "the app probe did not run"}
+    assert python_checks.check_locked_runtime(facts).outcome is Outcome.ERROR

@@ -121,12 +121,11 @@ def check_locked_runtime(facts: Facts) -> Verdict:
     bad = _not_interpreter(probe)
     if bad is not None:
         return bad
-    installed = app_distributions(probe)
+    python_facts = probe.get("python") or {}
+    if "error" in python_facts:
+        return Verdict(Outcome.ERROR, f"the app's interpreter could not be probed: {python_facts['error']}")
+    installed = app_distributions(probe)  # none at all is fine when the lock has no runtime package
     python = app_python(probe)
-    if not installed:
-        return failed(
-            f"the app's interpreter {python} sees no installed distributions to compare with uv.lock"
-        )
     missing = sorted(set(locked) - set(installed))
     unlocked = set(installed) - set(locked) - INSTALLER_PACKAGES
     dev_only = sorted(f"{n} {installed[n]['version']}" for n in unlocked if n in locked_sets.dev_only)
