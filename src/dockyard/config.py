@@ -319,6 +319,7 @@ _WAIVER_KEYS: dict[str, tuple[str, Reader]] = {
     "reason": ("reason", _str),
 }
 
+
 def _regex(value: Any, key: str) -> str:
     text = _str(value, key)
     try:
