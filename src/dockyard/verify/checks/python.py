@@ -161,7 +161,7 @@ def check_locked_runtime(facts: Facts) -> Verdict:
             notes.append(f"{name}: an editable install; its files are not verified")
     if problems:
         return failed(
-            f"the app's environment differs from uv.lock: {'; '.join(problems)}",
+            f"what {python} sees differs from uv.lock: {'; '.join(problems)}",
             *problems,
             f"interpreter: {python}",
         )
