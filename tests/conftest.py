@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,20 @@ def _check() -> None:
     """An engine answers and a BuildKit path exists (what the engine tests build with)."""
     docker = os.environ.get("DOCKYARD_DOCKER") or effective_environment().get("DOCKYARD_DOCKER")
     _ = engine.connect(docker).cli
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """dockyard's state (size histories, locks) goes to a directory of the test session, never to the
+    state directory of the person running the tests (subprocesses inherit it)."""
+    state = tmp_path_factory.mktemp("xdg-state")
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(state)
+    yield state
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
 
 
 def _engine_problem() -> str | None:

@@ -107,10 +107,14 @@ def build_image(
             result = _build(settings.relocated(root, source), clean, console, replace(state, dirty=False))
     else:
         result = _build(settings, options, console, None)
+
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning:[/] {escape(message)}")
+
     try:  # in the project's own history, also for a build from a scratch checkout
-        size_history.record_built_image(engine.connect(settings.docker), settings, result.image_id)
+        size_history.record_built_image(engine.connect(settings.docker), settings, result.image_id, warn=warn)
     except DockyardError as exc:  # a good build must not fail on its size history
-        console.print(f"[yellow]size history not updated:[/] {escape(exc.message)}")
+        warn(f"size history not updated: {exc.message}")
     _print_summary(result, console)
     return result
 

@@ -102,7 +102,7 @@ class VerifySettings:
 class SizeSettings:
     top: int = 10
     growth_threshold: float = 0.10
-    history: Path = Path(".dockyard/size-history.json")
+    history: Path | None = None  # None: the project's file in dockyard's state directory
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import multiprocessing
+import os
+import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -234,12 +237,92 @@ def test_history_keeps_the_last_entries_per_image(tmp_path: Path) -> None:
     assert size_history.previous_build(again, "nothing", "x") is None
 
 
-def test_a_corrupt_history_is_a_usage_error_that_says_what_to_do(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"version": 1, "images": {"dockyard": [{"image_id": "x"}]}}',
+        b"not json at all",
+        b"\xff\xfe{}",
+        b'{"version": 99, "images": {}}',
+        b"[]",
+        b"",
+    ],
+    ids=["wrong-shape", "not-json", "not-utf8", "other-version", "a-list", "empty"],
+)
+def test_a_damaged_history_is_set_aside_with_one_warning_and_starts_afresh(
+    tmp_path: Path, content: bytes
+) -> None:
     path = tmp_path / "history.json"
     assert size_history.read_history(path) == {}
-    path.write_text('{"version": 1, "images": {"dockyard": [{"image_id": "x"}]}}')
-    with pytest.raises(UsageError, match=r"is not a dockyard size history .*: delete it"):
-        size_history.read_history(path)
+    path.write_bytes(content)
+    warnings: list[str] = []
+    assert size_history.read_history(path, warn=warnings.append) == {}
+    (warning,) = warnings
+    assert "is not a dockyard size history" in warning
+    assert "starting afresh" in warning
+    (aside,) = tmp_path.glob("history.json.corrupt-*")
+    assert aside.read_bytes() == content, "the damaged file is kept, not deleted"
+    assert not path.exists()
+
+
+def test_recording_over_a_damaged_history_keeps_the_new_build(tmp_path: Path) -> None:
+    config = settings(tmp_path, history=Path("sizes.json"))
+    (tmp_path / "sizes.json").write_text("{")
+    warnings: list[str] = []
+    assert size_history.record_build(config, INFO, BASE.diff_ids, warn=warnings.append)
+    assert len(warnings) == 1
+    assert list(size_history.read_history(tmp_path / "sizes.json")) == ["dockyard"]
+
+
+def test_a_history_path_that_is_a_directory_is_left_alone_and_the_build_not_recorded(tmp_path: Path) -> None:
+    config = settings(tmp_path, history=Path("sizes"))
+    (tmp_path / "sizes").mkdir()
+    (tmp_path / "sizes" / "mine.txt").write_text("the user's")
+    warnings: list[str] = []
+    assert not size_history.record_build(config, INFO, BASE.diff_ids, warn=warnings.append)
+    assert warnings == [
+        f"size history {tmp_path / 'sizes'} is a directory, not a file: this build not recorded"
+    ]
+    assert (tmp_path / "sizes" / "mine.txt").read_text() == "the user's"
+
+
+def test_the_default_history_lives_in_the_state_directory_not_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    project = tmp_path / "home" / "ana" / "src" / "api"
+    project.mkdir(parents=True)
+    config = settings(project)
+    path = size_history.history_path(config)
+    assert path.is_relative_to(tmp_path / "state" / "dockyard" / "projects")
+    assert re.search(r"-home-ana-src-api-[0-9a-f]{8}$", path.parent.name), "readable slug plus a hash"
+    size_history.record_build(config, INFO, BASE.diff_ids)
+    assert list(project.iterdir()) == []
+    assert list(size_history.read_history(path)) == ["dockyard"]
+
+
+@pytest.mark.parametrize("value", ["/tmp/sizes.json", "../sizes.json", "a/../../sizes.json"])
+def test_a_configured_history_outside_the_project_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(UsageError, match="history"):
+        size_history.history_path(settings(tmp_path, history=Path(value)))
+
+
+def _record_one(args: tuple[str, str, int]) -> None:
+    project, state, number = args
+    os.environ["XDG_STATE_HOME"] = state
+    config = settings(Path(project))
+    for build in range(10):
+        info = dataclasses.replace(INFO, id=f"sha256:{build:064x}", tags=(f"app{number}:{build}",))
+        size_history.record_build(config, info, BASE.diff_ids)
+
+
+def test_concurrent_recordings_keep_every_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        pool.map(_record_one, [(str(tmp_path), str(tmp_path / "state"), n) for n in range(8)])
+    history = size_history.read_history(size_history.history_path(settings(tmp_path)))
+    assert sorted(history) == [f"app{n}" for n in range(8)]
+    assert all(len(entries) == 10 for entries in history.values()), "8 runs x 10 builds, none lost"
 
 
 @pytest.mark.parametrize(

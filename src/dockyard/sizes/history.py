@@ -1,19 +1,27 @@
-"""The size history: each build's size breakdown per image name, kept in a small local JSON file."""
+"""The size history: each build's size breakdown per image name, kept in a small JSON file.
+
+The file lives in dockyard's state directory (see `dockyard.state`), one per project, unless
+`[tool.dockyard.size] history` names a file in the project. Updates hold a lock and replace the file
+atomically, so concurrent runs keep every entry; a damaged file is set aside, never a failed build.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-import tempfile
-from collections.abc import Mapping, Sequence
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dockyard import fsutil, state
 from dockyard.config import Settings
 from dockyard.engine import Engine
-from dockyard.errors import UsageError
 from dockyard.image.metadata import (
     ImageInfo,
     find_base,
@@ -63,26 +71,59 @@ class BuildRecord:
 
 # --- history -----------------------------------------------------------------------------------------
 
+History = dict[str, list[BuildRecord]]  # image name -> builds, oldest first
+Warn = Callable[[str], None]
+
+LOCK_WAIT = 30.0  # seconds to wait for another run's update before giving up on recording
+
+
+def _warn_on_stderr(message: str) -> None:
+    print(f"dockyard: warning: {message}", file=sys.stderr)
+
 
 def history_path(settings: Settings) -> Path:
-    return settings.project_dir / settings.size.history
+    """`[tool.dockyard.size] history` (a file of the user's, inside the project), else the project's
+    file in dockyard's state directory: never a file dockyard made up inside the user's tree."""
+    if settings.size.history is not None:
+        return fsutil.confined(settings.project_dir, settings.size.history, "[tool.dockyard.size] history")
+    return state.project_state_dir(settings.project_dir) / "size-history.json"
 
 
-History = dict[str, list[BuildRecord]]  # image name -> builds, oldest first
+def read_history(path: Path, *, warn: Warn | None = None) -> History:
+    """The recorded builds per image name; a missing file is an empty history.
 
-
-def read_history(path: Path) -> History:
-    """The recorded builds per image name; a missing file is an empty history."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    A file that is no history (unreadable, not UTF-8, not JSON, another shape) never fails a run: it
+    is set aside as `<name>.corrupt-<time>` (kept, for whoever wants to look), `warn` says so in one
+    line, and the history starts afresh. A directory in its place is left alone and reads as empty.
+    """
+    warn = warn or _warn_on_stderr
+    if path.is_dir():
+        warn(f"size history {path} is a directory, not a file: sizes are not recorded there")
         return {}
     try:
-        return _parse_history(json.loads(text))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(
-            f"{path} is not a dockyard size history ({exc}): delete it (it holds past builds' sizes only)"
-        ) from None
+        return _parse_history(json.loads(path.read_bytes().decode("utf-8")))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) else str(exc)
+        kept = _set_aside(path)
+        where = f"kept as {kept.name}" if kept else "it could not be moved aside"
+        warn(f"size history {path} is not a dockyard size history ({problem}): {where}, starting afresh")
+        return {}
+
+
+def _set_aside(path: Path) -> Path | None:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(100):
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{attempt}" if attempt else ""))
+        if os.path.lexists(aside):
+            continue
+        try:
+            path.rename(aside)
+        except OSError:
+            return None
+        return aside
+    return None
 
 
 def _parse_history(data: Mapping[str, Any]) -> History:
@@ -100,16 +141,59 @@ def write_history(path: Path, history: History) -> None:
         "version": HISTORY_VERSION,
         "images": {name: [asdict(entry) for entry in entries] for name, entries in history.items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fsutil.atomic_write(path, json.dumps(data, indent=1) + "\n")
+
+
+@contextlib.contextmanager
+def _locked(path: Path, wait: float) -> Iterator[bool]:
+    """Hold the lock that serialises updates of `path` (an flock on a file in the state directory);
+    yields False when it could not be had within `wait` seconds."""
+    lock = state.lock_file(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
-            out.write("\n")
-        Path(scratch).replace(path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # no state directory to lock in (a read-only home): the rename still keeps it whole
+        yield True
+        return
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                time.sleep(0.01)
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def update_history(
+    path: Path, change: Callable[[History], bool], *, warn: Warn | None = None, wait: float = LOCK_WAIT
+) -> bool:
+    """Read, `change` and write back the history under a lock, so runs at the same time all keep
+    their entries. `change` returns whether it changed anything. Never raises for the history's own
+    problems: `warn` tells them in one line. Returns whether the history was written."""
+    warn = warn or _warn_on_stderr
+    with _locked(path, wait) as held:
+        if not held:
+            warn(f"size history {path} stayed locked by another run for {wait:g} s: this build not recorded")
+            return False
+        if path.is_dir():
+            warn(f"size history {path} is a directory, not a file: this build not recorded")
+            return False
+        history = read_history(path, warn=warn)
+        if not change(history):
+            return False
+        try:
+            write_history(path, history)
+        except OSError as exc:
+            warn(f"size history {path} not updated ({exc.strerror or exc}): this build not recorded")
+            return False
+        return True
 
 
 def add_build(history: History, name: str, entry: BuildRecord, *, keep: int = HISTORY_KEEP) -> None:
@@ -138,21 +222,29 @@ def breakdown(info: ImageInfo, base_diff_ids: Sequence[str], *, now: datetime | 
     )
 
 
-def record_build(settings: Settings, info: ImageInfo, base_diff_ids: Sequence[str]) -> None:
-    """Record a build's breakdown under each image name it is tagged with (untagged: the project's)."""
+def record_build(
+    settings: Settings, info: ImageInfo, base_diff_ids: Sequence[str], *, warn: Warn | None = None
+) -> bool:
+    """Record a build's breakdown under each image name it is tagged with (untagged: the project's).
+
+    Never fails the build that made it: history problems are warned about (see `update_history`).
+    """
     names = dict.fromkeys(image_name(tag) for tag in info.tags) or {settings.image: None}
-    path = history_path(settings)
-    history = read_history(path)
     entry = breakdown(info, base_diff_ids)
-    for name in names:
-        add_build(history, name, entry)
-    write_history(path, history)
+
+    def add(history: History) -> bool:
+        for name in names:
+            add_build(history, name, entry)
+        return True
+
+    return update_history(history_path(settings), add, warn=warn)
 
 
-def record_built_image(engine: Engine, settings: Settings, ref: str) -> None:
+def record_built_image(engine: Engine, settings: Settings, ref: str, *, warn: Warn | None = None) -> bool:
     """`record_build` for a freshly built image of the project, its base found as `find_base` does."""
     info = inspect_image(engine, ref)
-    record_build(settings, info, find_base(engine, settings, info, settings.image).diff_ids)
+    base = find_base(engine, settings, info, settings.image).diff_ids
+    return record_build(settings, info, base, warn=warn)
 
 
 # --- base image --------------------------------------------------------------------------------------

@@ -36,13 +36,14 @@ from dockyard.image.metadata import (
     subject_name,
 )
 from dockyard.sizes.history import (
+    History,
     add_build,
     breakdown,
     default_ref,
     history_path,
     previous_build,
     read_history,
-    write_history,
+    update_history,
 )
 from dockyard.sizes.model import SizeReport, compose_report
 from dockyard.sizes.render import render, write_outputs
@@ -100,8 +101,12 @@ def size_report(
     Flags never raise here: callers exit 1 when `not report.ok`.
     """
     started = time.perf_counter()
+
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning:[/] {escape(message)}")
+
     path = history_path(settings)
-    history = read_history(path)
+    history = read_history(path, warn=warn)
     ref = ref or default_ref(engine, settings, history)
     info = inspect_image(engine, ref)
     name = subject_name(ref, info)
@@ -144,8 +149,15 @@ def size_report(
         timings={**timings, "total": time.perf_counter() - started},
     )
     if record and not any(e.image_id == info.id for e in history.get(name, [])):
-        add_build(history, name, breakdown(info, found_base.diff_ids))
-        write_history(path, history)
+        entry = breakdown(info, found_base.diff_ids)
+
+        def add(current: History) -> bool:
+            if any(e.image_id == entry.image_id for e in current.get(name, [])):
+                return False  # another run recorded it meanwhile
+            add_build(current, name, entry)
+            return True
+
+        update_history(path, add, warn=warn)
     render(report, console, top=settings.size.top, history=path)
     written_files = write_outputs(
         report, json_path=json_path, markdown_path=markdown_path, top=settings.size.top
