@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dockyard import fsutil, reference
 from dockyard.errors import ConfigError, UsageError
 from dockyard.project import discover as discovery
 from dockyard.project import workspace as workspaces
@@ -232,6 +233,15 @@ def _number(value: Any, key: str) -> float:
     return float(value)
 
 
+def _positive_number(value: Any, key: str) -> float:
+    """A duration in seconds: more than 0 (a zero timeout could never be met)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise _type_error(key, "a number of seconds above 0", value)
+    if value == float("inf"):
+        raise _type_error(key, "a finite number of seconds", value)
+    return float(value)
+
+
 def _int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _type_error(key, "a non-negative integer", value)
@@ -250,6 +260,14 @@ def _int_list(value: Any, key: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _ports(value: Any, key: str) -> tuple[int, ...]:
+    ports = _int_list(value, key)
+    for port in ports:
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"[tool.dockyard] {key}: {port} is not a port number (1-65535)")
+    return ports
+
+
 def _str_table(value: Any, key: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _type_error(key, "a table of strings", value)
@@ -262,15 +280,31 @@ def _str_table(value: Any, key: str) -> dict[str, str]:
 
 
 def _size(value: Any, key: str) -> int:
+    """A size above 0 (a budget of 0 bytes fails every image; a negative one is no size)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise _type_error(key, "a size such as 500MB", value)
-    return parse_size(value, what=f"[tool.dockyard] {key}")
+    size = parse_size(value, what=f"[tool.dockyard] {key}")
+    if size <= 0:
+        raise ConfigError(f"[tool.dockyard] {key}: {value!r} must be more than 0 bytes; write it like 500MB")
+    return size
+
+
+MAX_GROWTH = 10.0  # 1000%: beyond that, a threshold flags nothing and is surely a typo
+
+
+def _image_name_value(value: str, what: str) -> str:
+    return reference.check_name(value, what, error=ConfigError)
 
 
 def _percent(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _type_error(key, "a percentage such as 10%", value)
-    return parse_percent(value, what=f"[tool.dockyard] {key}")
+    fraction = parse_percent(value, what=f"[tool.dockyard] {key}")
+    if not 0 <= fraction <= MAX_GROWTH:
+        raise ConfigError(
+            f"[tool.dockyard] {key}: {value!r} is outside 0%-{MAX_GROWTH:.0%}; write it like 10%"
+        )
+    return fraction
 
 
 def _smoke(value: Any, key: str) -> tuple[SmokeCommand, ...]:
@@ -335,7 +369,7 @@ _SMOKE_KEYS: dict[str, tuple[str, Reader]] = {
     "command": ("command", _str_list),
     "expect": ("expect", _str),
     "expect-regex": ("expect_regex", _regex),
-    "timeout": ("timeout", _number),
+    "timeout": ("timeout", _positive_number),
 }
 
 _VERIFY_KEYS: dict[str, tuple[str, Reader]] = {
@@ -344,14 +378,14 @@ _VERIFY_KEYS: dict[str, tuple[str, Reader]] = {
     "dev-packages": ("dev_packages", _str_list),
     "imports": ("imports", _str_list),
     "smoke": ("smoke", _smoke),
-    "healthcheck-timeout": ("healthcheck_timeout", _number),
+    "healthcheck-timeout": ("healthcheck_timeout", _positive_number),
     "healthcheck-settle": ("healthcheck_settle", _number),
     "env": ("env", _str_table),
-    "ports": ("ports", _int_list),
+    "ports": ("ports", _ports),
     "forbidden": ("forbidden", _str_list),
     "secrets": ("secrets", lambda v, k: tuple(Path(p) for p in _str_list(v, k))),
     "credentials-allow": ("credentials_allow", _credentials_allow),
-    "timeout": ("timeout", _number),
+    "timeout": ("timeout", _positive_number),
     "clean-checkout": ("clean_checkout", _bool),
     "layer-cache-max-changed": ("layer_cache_max_changed", _size),
     "layer-cache-touch": ("layer_cache_touch", _str),
@@ -381,7 +415,7 @@ def _section(keys: dict[str, tuple[str, Reader]], factory: Callable[..., Any]) -
 
 
 _TOP_KEYS: dict[str, tuple[str, Reader]] = {
-    "image": ("image", _str),
+    "image": ("image", lambda v, k: _image_name_value(_str(v, k), f"[tool.dockyard] {k}")),
     "package": ("package", _str),
     "dockerfile": ("dockerfile", _str),
     "context": ("context", _str),
@@ -428,12 +462,29 @@ def machine_file(environ: Mapping[str, str]) -> Path:
     return Path(base) / "dockyard" / "machine.env"
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A text file dockyard reads (the machine file) as UTF-8, with one clear ConfigError for anything
+    else: a directory, an unreadable file, bytes that are not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{what} {path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8"
+        ) from None
+
+
 def read_machine_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines; blank lines and # comments ignored. A missing file is empty."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         return {}
+    text = read_text_file(path, "machine file")
     values = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -523,6 +574,10 @@ def _environment_overrides(fields: dict[str, Any], env: Mapping[str, str]) -> No
     fields.update({k: v for k, v in overrides.items() if v})
     if budget := env.get("DOCKYARD_SIZE_BUDGET"):
         fields["size_budget"] = parse_size(budget, what="DOCKYARD_SIZE_BUDGET")
+        if fields["size_budget"] <= 0:
+            raise ConfigError(f"DOCKYARD_SIZE_BUDGET: {budget!r} must be more than 0 bytes")
+    if from_env := env.get("DOCKYARD_IMAGE"):
+        reference.check_name(from_env, "DOCKYARD_IMAGE", error=ConfigError)
 
 
 def _requested(
@@ -568,9 +623,10 @@ def _settings(
         fields.pop(key, None)
     build_args = {**layout.build_args, **fields.pop("build_args", {})}
     image_source = fields.pop("image_source", "discovered: the package's name")
-    image = fields.pop("image", None) or _image_name(name)
-    if not re.fullmatch(r"[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?([a-z0-9._/-]*)", image):
-        raise ConfigError(f"[tool.dockyard] image: {image!r} is not a valid image name (lowercase, no tag)")
+    image = fields.pop("image", None) or _image_name_value(
+        _image_name(name), f"the image name from the package's name {name!r} (set [tool.dockyard] image)"
+    )
+    _confine_paths(project_dir, fields)
     ca_bundle = fields.pop("ca_bundle", None)
     ca_path = (project_dir / ca_bundle) if ca_bundle else None
     if ca_path is not None and not ca_path.is_file():
@@ -628,6 +684,14 @@ def for_build(settings: Settings, dockerfile: Path, context: Path) -> Settings:
         modules=modules.modules,
         modules_how=modules.how,
     )
+
+
+def _confine_paths(project_dir: Path, fields: Mapping[str, Any]) -> None:
+    """Files dockyard writes that the project names must be inside the project (the layer-cache touch
+    file is checked against the build context, before verify starts: `verify.gather.preflight`)."""
+    size = fields.get("size")
+    if size is not None and size.history is not None:
+        fsutil.confined(project_dir, size.history, "[tool.dockyard.size] history")
 
 
 def _image_name(name: str) -> str:

@@ -125,3 +125,94 @@ def test_no_pyproject_says_where_it_looked(tmp_path: Path) -> None:
 )
 def test_parse_size(text: str | int, size: int) -> None:
     assert config.parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[tool.dockyard]\nsize-budget = 0", "size-budget: 0 must be more than 0 bytes"),
+        ("[tool.dockyard]\nsize-budget = '0MB'", "must be more than 0 bytes"),
+        ("[tool.dockyard.verify]\nlayer-cache-max-changed = 0", "layer-cache-max-changed: 0 must be more"),
+        ("[tool.dockyard.verify]\ntimeout = 0", "verify.timeout: expected a number of seconds above 0"),
+        ("[tool.dockyard.verify]\ntimeout = -5", "above 0"),
+        ("[tool.dockyard.verify]\ntimeout = inf", "a finite number of seconds"),
+        ("[tool.dockyard.verify]\nhealthcheck-timeout = 0", "healthcheck-timeout: expected a number"),
+        ("[tool.dockyard.verify]\nsmoke = [{command = ['x'], timeout = 0}]", "smoke[0].timeout"),
+        ("[tool.dockyard.verify]\nports = [0]", "verify.ports: 0 is not a port number (1-65535)"),
+        ("[tool.dockyard.verify]\nports = [65536]", "65536 is not a port number"),
+        ("[tool.dockyard.size]\ngrowth-threshold = '1001%'", "is outside 0%-1000%"),
+        ("[tool.dockyard.size]\ngrowth-threshold = 11", "is outside 0%-1000%"),
+        ("[tool.dockyard]\nimage = 'relaudit-app-'", "'relaudit-app-' is not a valid image name"),
+        ("[tool.dockyard]\nimage = '-x'", "'-x' is not a valid image name"),
+        ("[tool.dockyard]\nimage = 'Acme/API'", "image names are lowercase"),
+        ("[tool.dockyard]\nimage = 'acme/api:1.0'", "no tag or digest here"),
+        ("[tool.dockyard]\nimage = 'a//b'", "not a valid image name"),
+        ("[tool.dockyard]\nimage = 'a___b'", "not a valid image name"),
+        ("[tool.dockyard]\nimage = ''", "not a valid image name"),
+        ("[tool.dockyard.size]\nhistory = '/tmp/h.json'", "history: /tmp/h.json is absolute"),
+        ("[tool.dockyard.size]\nhistory = '../h.json'", "history: ../h.json leads outside"),
+    ],
+)
+def test_rejects_values_out_of_range_at_load(tmp_path: Path, table: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(project(tmp_path, table), environ=NO_MACHINE)
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["acme/api", "localhost:5000/acme/api", "registry.example.com/a__b/c-d.e", "a--b", "[::1]:5000/x"],
+)
+def test_accepts_valid_image_names(tmp_path: Path, image: str) -> None:
+    settings = config.load(project(tmp_path, f"[tool.dockyard]\nimage = '{image}'"), environ=NO_MACHINE)
+    assert settings.image == image
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"DOCKYARD_IMAGE": "Bad Name"}, "DOCKYARD_IMAGE: 'Bad Name' is not a valid image name"),
+        ({"DOCKYARD_SIZE_BUDGET": "0"}, "DOCKYARD_SIZE_BUDGET: '0' must be more than 0 bytes"),
+        ({"DOCKYARD_SIZE_BUDGET": "lots"}, "DOCKYARD_SIZE_BUDGET: 'lots' is not a size"),
+    ],
+)
+def test_rejects_bad_environment_values(tmp_path: Path, environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(project(tmp_path, ""), environ={**NO_MACHINE, **environ})
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'project = "x"\n', "`project` must be a table ([project]), not str"),
+        (b'tool = "x"\n[project]\nname = "a"\n', "`tool` must be a table ([tool]), not str"),
+        (b'[project]\nname = "a"\n[tool]\ndockyard = 3\n', "[tool.dockyard] must be a table, not int"),
+        (b'[project]\nname = "caf\xe9"\n', "not UTF-8 (byte 21): save it as UTF-8"),
+        (b"[project\n", "not valid TOML"),
+    ],
+)
+def test_rejects_bad_pyproject_shapes_and_encodings(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path, environ=NO_MACHINE)
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+def test_rejects_a_machine_file_that_is_a_directory_or_not_utf8(tmp_path: Path) -> None:
+    root = project(tmp_path, "")
+    folder = tmp_path / "machine-dir"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"machine file .*machine-dir is a directory, not a file"):
+        config.load(root, environ={"DOCKYARD_MACHINE_FILE": str(folder)})
+    latin = tmp_path / "latin.env"
+    latin.write_bytes(b"# ok\nDOCKYARD_IMAGE=caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin\.env:2: byte 0xe9 is not UTF-8"):
+        config.load(root, environ={"DOCKYARD_MACHINE_FILE": str(latin)})
+
+
+def test_the_default_image_is_the_project_name_lowercased(tmp_path: Path) -> None:
+    settings = config.load(project(tmp_path, "", name="Demo_App"), environ=NO_MACHINE)
+    assert settings.image == "demo_app"
