@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dockyard import config, engine, git
+from dockyard import config, engine, fsutil, git, reference
 from dockyard.build import buildkit as builds
 from dockyard.build import push as pushes
 from dockyard.build import stack as stacks
@@ -92,6 +92,8 @@ def build_image(
     settings: config.Settings, options: BuildOptions, console: Console, *, header: bool = True
 ) -> BuildResult:
     """Build the project's image and print a summary."""
+    for tag in options.tags:
+        reference.check_image_ref(tag, "--tag")
     if header:
         print_project(settings, console)
     settings.require_layout("dockerfile", "context")
@@ -109,7 +111,7 @@ def build_image(
         result = _build(settings, options, console, None)
 
     def warn(message: str) -> None:
-        console.print(f"[yellow]warning:[/] {escape(message)}")
+        console.print(f"[yellow]warning:[/] {escape(fsutil.printable(message))}")
 
     try:  # in the project's own history, also for a build from a scratch checkout
         size_history.record_built_image(engine.connect(settings.docker), settings, result.image_id, warn=warn)
@@ -243,9 +245,33 @@ class VerifyRequest:
     quiet_build: bool = True
 
 
+def check_outputs(paths: Sequence[tuple[Path | None, str]], *, step_summary: bool = False) -> None:
+    """Before any build or container: every report path can be written (else exit 2, one line), and
+    so can `$GITHUB_STEP_SUMMARY` when it is set and asked for."""
+    for path, what in paths:
+        if path is not None:
+            fsutil.check_writable(path, what)
+    if step_summary and (summary := os.environ.get("GITHUB_STEP_SUMMARY")):
+        fsutil.check_writable(Path(summary), "GITHUB_STEP_SUMMARY")
+
+
+def _verify_outputs(request: VerifyRequest) -> None:
+    check_outputs(
+        [
+            (request.json_path, "--json"),
+            (request.junit_path, "--junit"),
+            (request.markdown_path, "--markdown"),
+        ],
+        step_summary=True,
+    )
+
+
 def verify(settings: config.Settings, request: VerifyRequest, console: Console) -> Report:
     """Run the image checklist (building first unless an image is given); raise when any check fails."""
     options = VerifyOptions(skip=request.skip, only=request.only)
+    if request.image is not None:
+        reference.check_image_ref(request.image, "IMAGE")
+    _verify_outputs(request)
     selected_checks(settings, options)  # reject unknown ids before a long build
     print_project(settings, console)
     built = None
@@ -276,10 +302,9 @@ def _finish(result: Report, request: VerifyRequest, console: Console, *, subject
         markdown_path=request.markdown_path,
     )
     for path in written:
-        console.print(f"wrote {path}", markup=False)
+        console.print(f"wrote {fsutil.printable(str(path))}", markup=False)
     if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
-        with Path(summary).open("a") as handle:
-            handle.write(report.to_markdown(result))
+        report.append_summary(result, Path(summary))
     if not result.ok:
         failed = sorted({r.check_id for r in result.results if r.failed})
         raise ChecksFailed(f"check(s) failed on {subject}: {', '.join(failed)}")
@@ -299,6 +324,10 @@ def size_report(
     settings: config.Settings, options: SizeReportOptions, console: Console
 ) -> size_model.SizeReport:
     """Where the image's bytes are; fails when over budget or a layer grew past the threshold."""
+    for ref, what in ((options.image, "IMAGE"), (options.base, "--base")):
+        if ref is not None:
+            reference.check_image_ref(ref, what)
+    check_outputs([(options.json_path, "--json"), (options.markdown_path, "--markdown")])
     print_project(settings, console)
     result = sizes.size_report(
         engine.connect(settings.docker),
@@ -334,6 +363,7 @@ def verify_compose(
     console: Console,
 ) -> Report:
     """compose-build, each service's command, and the image checklist on each distinct image."""
+    _verify_outputs(request)
     checks = VerifyOptions(skip=request.skip, only=request.only)
     print_project(settings, console)
     settings = ready_engine(settings, console)

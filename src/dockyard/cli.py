@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from dockyard import __version__, config
+from dockyard import __version__, config, fsutil
 from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
 from dockyard.project import workspace
 
@@ -32,9 +32,10 @@ def error_console() -> Console:
 def report_error(exc: DockyardError, console: Console | None = None) -> int:
     """Print one clear line (and the detail, when there is one) and return the exit code."""
     console = console or error_console()
-    console.print(f"[bold red]dockyard: error:[/] {escape(exc.message)}", soft_wrap=True)
+    message = fsutil.printable(exc.message)
+    console.print(f"[bold red]dockyard: error:[/] {escape(message)}", soft_wrap=True)
     if exc.detail:
-        console.print(exc.detail, markup=False, soft_wrap=True)
+        console.print(fsutil.printable(exc.detail), markup=False, soft_wrap=True)
     return exc.exit_code
 
 

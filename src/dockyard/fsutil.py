@@ -14,9 +14,10 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dockyard.errors import ConfigError, UsageError
+from dockyard.errors import ConfigError, DockyardError, UsageError
 
 __all__ = [
     "atomic_append",
@@ -25,6 +26,7 @@ __all__ = [
     "confined",
     "printable",
     "printable_tree",
+    "write_reports",
 ]
 
 
@@ -105,6 +107,31 @@ def atomic_append(path: Path, text: str, *, encoding: str = "utf-8") -> None:
             raise
     finally:
         os.close(fd)
+
+
+class ReportNotWritten(DockyardError):
+    """One or more report files could not be written (the others were)."""
+
+
+def write_reports(files: Sequence[tuple[Path | None, str, Callable[[], str]]]) -> list[Path]:
+    """Write each (path, option, render) whose path is set, atomically and each on its own: one that
+    cannot be rendered or written does not stop the others, which are written first; then
+    `ReportNotWritten` names every one that failed. Returns the paths written."""
+    written: list[Path] = []
+    problems: list[str] = []
+    for path, what, render in files:
+        if path is None:
+            continue
+        try:
+            atomic_write(path, render())
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(f"{what} {printable(str(path))}: {reason}")
+            continue
+        written.append(path)
+    if problems:
+        raise ReportNotWritten(f"report not written: {'; '.join(problems)} (the others were)")
+    return written
 
 
 # --- checking ----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from dockyard import fsutil
 from dockyard.results import CheckResult, Outcome, Report
 from dockyard.verify.report import (
+    append_summary,
     render_table,
     summarize,
     summary_line,
@@ -315,3 +318,57 @@ def test_write_outputs_writes_only_what_was_asked(mixed: Report, tmp_path: Path)
         Path("a"),
         Path("a/summary.md"),
     ]
+
+
+# --- text that was not UTF-8 --------------------------------------------------------------------
+
+NASTY = os.fsdecode(b"/nasty\x80/.env")  # as the probe returns it: a surrogate escape
+
+
+@pytest.fixture
+def nasty() -> Report:
+    return Report(
+        title="verify-image app:1",
+        results=(
+            result("no-stray-files", Outcome.FAIL, f"found {NASTY}", details=(f"{NASTY} (12 bytes)",)),
+            result("size", Outcome.PASS, subject=NASTY),
+        ),
+        meta={"image": NASTY},
+    )
+
+
+def test_non_utf8_names_read_the_same_in_every_format(nasty: Report, tmp_path: Path) -> None:
+    shown = "/nasty\\x80/.env"
+    document = json.loads(to_json(nasty))
+    assert document["results"][0]["evidence"] == f"found {shown}"
+    assert document["meta"]["image"] == shown
+    root = ET.fromstring(to_junit(nasty).encode("utf-8"))  # noqa: S314 - our own output: it parses
+    assert root.find(".//failure").get("message") == f"found {shown}"  # type: ignore[union-attr]
+    markdown = to_markdown(nasty)
+    assert "found /nasty\\\\x80/.env" in markdown  # the backslash escaped for Markdown, as any other
+    buffer = io.StringIO()
+    render_table(nasty, Console(file=buffer, width=200, color_system=None))
+    assert shown in buffer.getvalue()
+    paths = {
+        "json_path": tmp_path / "r.json",
+        "junit_path": tmp_path / "r.xml",
+        "markdown_path": tmp_path / "r.md",
+    }
+    assert write_outputs(nasty, **paths) == list(paths.values())
+    ET.parse(paths["junit_path"])  # noqa: S314 - our own output
+
+
+def test_one_unwritable_report_leaves_the_others_written(mixed: Report, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    good = tmp_path / "keep.md"
+    with pytest.raises(fsutil.ReportNotWritten, match=r"--json .*blocker/r\.json.* \(the others were\)"):
+        write_outputs(mixed, json_path=tmp_path / "blocker" / "r.json", junit_path=None, markdown_path=good)
+    assert good.read_text(encoding="utf-8") == to_markdown(mixed)
+
+
+def test_the_step_summary_is_appended_whole(mixed: Report, nasty: Report, tmp_path: Path) -> None:
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    append_summary(mixed, summary)
+    append_summary(nasty, summary)
+    assert summary.read_text(encoding="utf-8") == "earlier step\n" + to_markdown(mixed) + to_markdown(nasty)

@@ -573,3 +573,17 @@ def test_no_registry_no_compressed_column_and_a_mismatched_manifest_is_said() ->
     odd = report(manifest=_manifest(2), pushed_as="r:5000/t/d@sha256:" + "9" * 64)
     assert odd.compressed_total is None
     assert any("another number of layers" in note for note in odd.notes)
+
+
+def test_a_non_utf8_path_reads_the_same_in_every_format(tmp_path: Path) -> None:
+    nasty = os.fsdecode(b"app/nasty\x80/.env")  # how tarfile hands out a name that is not UTF-8
+    made = report(
+        scan=export(({"etc/passwd": 839}, []), ({}, []), ({}, []), ({nasty: 5_000}, []), ({}, [nasty]))
+    )
+    shown = "/app/nasty\\x80/.env"
+    assert json.loads(size_render.to_json(made))["waste"]["files"][0]["path"] == shown
+    assert "/app/nasty\\\\x80/.env" in size_render.to_markdown(made)  # backslash escaped, as any other
+    assert shown in render(made)
+    json_path, md_path = tmp_path / "r.json", tmp_path / "r.md"
+    written = size_render.write_outputs(made, json_path=json_path, markdown_path=md_path)
+    assert written == [json_path, md_path]

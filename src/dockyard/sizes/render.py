@@ -1,4 +1,8 @@
-"""size-report for people (rich tables) and for machines (JSON, Markdown)."""
+"""size-report for people (rich tables) and for machines (JSON, Markdown).
+
+Text from the image (paths, instructions, distribution names) goes through `fsutil.printable` in every
+format, so a name that is not UTF-8 shows as `\\xNN` everywhere and never breaks a write.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from dockyard import fsutil
 from dockyard.sizes.model import LayerDelta, LayerRow, SizeReport, Waste, WastedFile
 from dockyard.sizes.model import growth_text as _growth
 from dockyard.sizes.model import short_id as _short
@@ -23,6 +28,9 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
 # --- rendering ---------------------------------------------------------------------------------------
+
+
+_p = fsutil.printable
 
 
 def _change(delta: LayerDelta | None) -> str:
@@ -40,7 +48,7 @@ def _groups(report: SizeReport) -> list[tuple[str, list[LayerRow]]]:
     added = [row for row in report.layers if not row.in_base]
     if not base:
         return [("layers (base image not identified)" if report.base_ref is None else "added", added)]
-    title = f"base image {report.base_ref}" if report.base_ref else "base image"
+    title = f"base image {_p(report.base_ref)}" if report.base_ref else "base image"
     return [(title, base), ("added by the Dockerfile", added)]
 
 
@@ -64,32 +72,34 @@ def _registry_line(report: SizeReport) -> str | None:
 def _delta_line(report: SizeReport) -> str:
     delta = report.delta
     if delta is None:
-        return f"no previous build of {report.image_name} recorded"
+        return f"no previous build of {_p(report.image_name)} recorded"
     return (
-        f"vs previous build {_short(delta.previous_id)} ({delta.previous_ref}, {delta.previous_recorded}): "
+        f"vs previous build {_short(delta.previous_id)} "
+        f"({_p(delta.previous_ref)}, {delta.previous_recorded}): "
         f"{_growth(delta.growth, delta.ratio)}, was {_size(delta.previous_total)}"
     )
 
 
 def _how(entry: WastedFile) -> str:
-    return f"{entry.how} by layer {entry.removed_in} ({entry.removed_by})"
+    return f"{entry.how} by layer {entry.removed_in} ({_p(entry.removed_by)})"
 
 
 def render(report: SizeReport, console: Console, *, top: int = 10, history: Path | None = None) -> None:
     """The report as tables a person reads at a glance."""
     created = report.created[:19].replace("T", " ")
-    console.print(f"[bold]size-report[/] {escape(report.ref)} ({_short(report.image_id)}), created {created}")
+    shown = escape(_p(report.ref))
+    console.print(f"[bold]size-report[/] {shown} ({_short(report.image_id)}), created {created}")
     console.print(_layer_table(report, console.width))
     style = "red" if report.over_budget else "green"
     console.print(f"[{style}]{escape(_budget_line(report))}[/]")
     if registry_line := _registry_line(report):
         console.print(escape(registry_line), soft_wrap=True)  # the pinned reference stays whole
-    where = f" in {history}" if report.delta is None and history is not None else ""
+    where = f" in {_p(str(history))}" if report.delta is None and history is not None else ""
     console.print(escape(_delta_line(report) + where))
     for gone in report.delta.gone if report.delta else ():
-        console.print(f"  gone since then: {escape(gone.instruction)} ({_size(gone.size)})")
+        console.print(f"  gone since then: {escape(_p(gone.instruction))} ({_size(gone.size)})")
     if report.distributions:
-        where = ", ".join(report.environments)
+        where = _p(", ".join(report.environments))
         console.print(
             f"\n[bold]largest distributions[/] ({len(report.distributions)} of "
             f"{report.distribution_count} in {escape(where)})"
@@ -98,9 +108,9 @@ def render(report: SizeReport, console: Console, *, top: int = 10, history: Path
     if report.waste is not None:
         _render_waste(report.waste, console, top=top)
     for note in report.notes:
-        console.print(f"[dim]note: {escape(note)}[/]")
+        console.print(f"[dim]note: {escape(_p(note))}[/]")
     for flag in report.flags:
-        console.print(f"[bold yellow]warning:[/] {escape(flag)}")
+        console.print(f"[bold yellow]warning:[/] {escape(_p(flag))}")
     console.print(f"[dim]{escape(_timings(report.timings))}[/]")
 
 
@@ -118,7 +128,7 @@ def _layer_table(report: SizeReport, width: int) -> Table:
         heading.append(Text(_share(subtotal, report)))
         group = [heading + [Text("")] * (len(columns) + 2 - len(heading))]
         for row in rows:
-            cells = [Text(str(row.index)), Text(row.instruction), Text(_size(row.size))]
+            cells = [Text(str(row.index)), Text(_p(row.instruction)), Text(_size(row.size))]
             if pulled:
                 cells.append(Text(_size(row.compressed) if row.compressed is not None else "?"))
             cells.append(Text(f"{row.share:.1%}"))
@@ -154,7 +164,8 @@ def _distribution_table(report: SizeReport) -> Table:
     for column in ("distribution", "version", "size", "share", "files"):
         table.add_column(column, justify="left" if column in ("distribution", "version") else "right")
     for dist in report.distributions:
-        table.add_row(dist.name, dist.version, _size(dist.size), f"{dist.share:.1%}", str(dist.files))
+        name, version = Text(_p(dist.name)), Text(_p(dist.version))
+        table.add_row(name, version, _size(dist.size), f"{dist.share:.1%}", str(dist.files))
     return table
 
 
@@ -175,10 +186,10 @@ def _render_waste(waste: Waste, console: Console, *, top: int) -> None:
     table.add_column("then", overflow="ellipsis", no_wrap=True, max_width=50)
     for entry in waste.files[:top]:
         table.add_row(
-            escape(entry.path),
+            Text(_p(entry.path)),
             _size(entry.bytes),
-            escape(f"layer {entry.added_in} {entry.added_by}"),
-            escape(f"{entry.how} by layer {entry.removed_in} {entry.removed_by}"),
+            Text(_p(f"layer {entry.added_in} {entry.added_by}")),
+            Text(_p(f"{entry.how} by layer {entry.removed_in} {entry.removed_by}")),
         )
     console.print(table)
     if len(waste.files) > top:
@@ -204,11 +215,11 @@ def to_json(report: SizeReport) -> str:
     data.update(
         margin=report.margin, over_budget=report.over_budget, ok=report.ok, base_size=report.base_size
     )
-    return json.dumps(data, indent=2) + "\n"
+    return json.dumps(fsutil.printable_tree(data), indent=2) + "\n"
 
 
 def _md(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
+    return _MD_SPECIAL.sub(r"\\\1", _p(text).replace("\n", " "))
 
 
 def to_markdown(report: SizeReport, *, top: int = 10) -> str:
@@ -270,11 +281,11 @@ def to_markdown(report: SizeReport, *, top: int = 10) -> str:
 def write_outputs(
     report: SizeReport, *, json_path: Path | None, markdown_path: Path | None, top: int = 10
 ) -> list[Path]:
-    """Write each requested format (creating parent directories); return the paths written."""
-    written = []
-    for path, text in ((json_path, to_json), (markdown_path, lambda r: to_markdown(r, top=top))):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text(report), encoding="utf-8")
-            written.append(path)
-    return written
+    """Write each requested format atomically, each on its own (see `fsutil.write_reports`); return
+    the paths written."""
+    return fsutil.write_reports(
+        [
+            (json_path, "--json", lambda: to_json(report)),
+            (markdown_path, "--markdown", lambda: to_markdown(report, top=top)),
+        ]
+    )

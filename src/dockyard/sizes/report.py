@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
-from dockyard import registry
+from dockyard import fsutil, registry
 from dockyard.config import Settings
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError
@@ -103,7 +103,7 @@ def size_report(
     started = time.perf_counter()
 
     def warn(message: str) -> None:
-        console.print(f"[yellow]warning:[/] {escape(message)}")
+        console.print(f"[yellow]warning:[/] {escape(fsutil.printable(message))}")
 
     path = history_path(settings)
     history = read_history(path, warn=warn)
@@ -163,5 +163,5 @@ def size_report(
         report, json_path=json_path, markdown_path=markdown_path, top=settings.size.top
     )
     for written in written_files:
-        console.print(f"wrote {escape(str(written))}")
+        console.print(f"wrote {escape(fsutil.printable(str(written)))}")
     return report

@@ -1,14 +1,21 @@
 """Render a `Report` for people (a rich table) and for machines (JSON, JUnit XML, Markdown).
 
-Every format takes its counts from `summarize`, so the numbers cannot drift apart between them.
+Every format takes its counts from `summarize`, so the numbers cannot drift apart between them, and
+its text from `printable_report`, so a file name that is not UTF-8 (`b'/nasty\x80/.env'`, which the
+probe reports with surrogate escapes) reads `/nasty\x80/.env` the same way in all of them. Each file
+is written atomically and on its own: one that cannot be written leaves the others written and the
+previous version of itself whole.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import html
 import json
 import re
 import xml.etree.ElementTree as ET  # building XML only; nothing untrusted is parsed here
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,10 +23,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dockyard import fsutil
 from dockyard.results import CheckResult, Outcome, Report
 
 __all__ = [
     "Summary",
+    "append_summary",
+    "printable_report",
     "render_table",
     "summarize",
     "summary_line",
@@ -87,11 +97,33 @@ def _failures_with_details(report: Report) -> list[CheckResult]:
     return [r for r in report.results if r.failed and r.details]
 
 
+def printable_report(report: Report) -> Report:
+    """The report with every text made printable (`fsutil.printable`): what each format renders."""
+    p = fsutil.printable
+    return Report(
+        title=p(report.title),
+        results=tuple(
+            dataclasses.replace(
+                r,
+                check_id=p(r.check_id),
+                title=p(r.title),
+                evidence=p(r.evidence),
+                details=tuple(p(line) for line in r.details),
+                subject=p(r.subject),
+            )
+            for r in report.results
+        ),
+        seconds=report.seconds,
+        meta={p(k): p(v) for k, v in report.meta.items()},
+    )
+
+
 # --- rich table ----------------------------------------------------------------------------------
 
 
 def render_table(report: Report, console: Console) -> None:
     """Print the results table, the details of each failure, and the summary line."""
+    report = printable_report(report)
     many = _many_subjects(report)
     table = Table(title=Text(report.title), title_justify="left")
     if many:
@@ -123,6 +155,7 @@ def render_table(report: Report, console: Console) -> None:
 
 def to_json(report: Report) -> str:
     """Stable JSON: fixed key order, meta sorted by key, seconds rounded to milliseconds."""
+    report = printable_report(report)
     doc = {
         "title": report.title,
         "ok": report.ok,
@@ -155,6 +188,7 @@ def _xml(text: str) -> str:
 
 def to_junit(report: Report) -> str:
     """JUnit XML as GitLab, Jenkins and the GitHub test reporters read it."""
+    report = printable_report(report)
     s = summarize(report)
     counts = {
         "tests": str(len(report.results)),
@@ -200,6 +234,7 @@ def _fence(lines: tuple[str, ...]) -> str:
 
 def to_markdown(report: Report) -> str:
     """GitHub-flavoured Markdown for a CI step summary or a pull-request comment."""
+    report = printable_report(report)
     many = _many_subjects(report)
     header = (["Subject"] if many else []) + ["Check", "Result", "Evidence", "Time"]
     out = [
@@ -245,13 +280,18 @@ def write_outputs(
     junit_path: Path | None,
     markdown_path: Path | None,
 ) -> list[Path]:
-    """Write each requested format (creating parent directories); return the paths written."""
-    wanted = [(json_path, to_json), (junit_path, to_junit), (markdown_path, to_markdown)]
-    written: list[Path] = []
-    for path, render in wanted:
-        if path is None:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(report), encoding="utf-8")
-        written.append(path)
-    return written
+    """Write each requested format atomically, each on its own (see `fsutil.write_reports`); return
+    the paths written."""
+    wanted: list[tuple[Path | None, str, Callable[[Report], str]]] = [
+        (json_path, "--json", to_json),
+        (junit_path, "--junit", to_junit),
+        (markdown_path, "--markdown", to_markdown),
+    ]
+    return fsutil.write_reports(
+        [(path, what, functools.partial(render, report)) for path, what, render in wanted]
+    )
+
+
+def append_summary(report: Report, path: Path) -> None:
+    """Append the Markdown report to a CI step summary (`$GITHUB_STEP_SUMMARY`), whole or not at all."""
+    fsutil.atomic_append(path, to_markdown(report))
