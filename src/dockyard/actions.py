@@ -31,7 +31,7 @@ from dockyard.sizes import model as size_model
 from dockyard.sizes import report as sizes
 from dockyard.verify import compose as compose_checks
 from dockyard.verify import report
-from dockyard.verify.gather import VerifyOptions, build_failed_report, selected_checks, verify_image
+from dockyard.verify.gather import VerifyOptions, build_failed_report, preflight, verify_image
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ def verify(settings: config.Settings, request: VerifyRequest, console: Console) 
     if request.image is not None:
         reference.check_image_ref(request.image, "IMAGE")
     _verify_outputs(request)
-    selected_checks(settings, options)  # reject unknown ids before a long build
+    preflight(settings, options)  # unknown ids, a bad layer-cache-touch: before a long build
     print_project(settings, console)
     built = None
     ref = request.image

@@ -675,7 +675,7 @@ def verify_compose(
         skip=tuple(i for i in checks.skip if i not in COMPOSE_CHECK_IDS),
         only=tuple(i for i in checks.only if i not in COMPOSE_CHECK_IDS),
     )
-    verify.selected_checks(settings, image_checks)  # reject unknown check ids before building
+    verify.preflight(settings, image_checks)  # unknown check ids, a bad layer-cache-touch: before building
     run_images = not checks.only or bool(image_checks.only)
     stack = compose_build(
         engine, settings, files, console=console, options=options, environ=environ, keep_going=True

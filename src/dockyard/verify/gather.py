@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -21,13 +23,13 @@ from typing import Any
 
 import docker.errors
 
-from dockyard import git
+from dockyard import fsutil, git
 from dockyard.build import buildkit as builds
 from dockyard.config import Settings
 from dockyard.credentials.fingerprint import SecretHook, SecretMatch, SecretPrint, host_public_blocks
 from dockyard.credentials.layers import CredentialHook
 from dockyard.engine import Engine, first_line
-from dockyard.errors import BuildFailed, DockyardError, UsageError
+from dockyard.errors import BuildFailed, ConfigError, DockyardError, UsageError
 from dockyard.image import metadata as images
 from dockyard.image.export import ContentHook
 from dockyard.project import discover as discovery
@@ -448,34 +450,91 @@ def _health(
     )
 
 
-def _touch_target(settings: Settings, context: Path) -> Path:
-    """The source file the layer-cache check changes: configured, else one of the package's own."""
-    if settings.verify.layer_cache_touch:
-        target = context / settings.verify.layer_cache_touch
-        if not target.is_file():
-            raise UsageError(f"verify.layer-cache-touch: {target} is not a file in the build context")
-        return target
+def preflight(settings: Settings, options: VerifyOptions) -> list[verdicts.Check]:
+    """What must hold before verify builds or starts anything: known check ids, and for layer-cache, a
+    configured file it may change (`touch_target`; with none configured, finding none is the check's
+    own ERROR). Returns the checks that will run."""
+    chosen = selected_checks(settings, options)
+    if settings.verify.layer_cache_touch and any(check.id == "layer-cache" for check in chosen):
+        touch_target(settings)
+    return chosen
+
+
+def touch_target(settings: Settings) -> Path:
+    """The source file the layer-cache check changes in its scratch copy, relative to the build context.
+
+    `verify.layer-cache-touch` must name a regular file that git tracks (any regular file outside git)
+    inside the context, symlinks resolved: an absolute path, `..` out of the tree, a symlink, a
+    directory or an untracked file is a ConfigError, raised before any work. Unset: a file of the
+    package's own modules, else its `__init__.py`, else the first `.py` file under its `src/`; never
+    one reached through a symlink.
+    """
+    context = Path(os.path.realpath(settings.context))
+    configured = settings.verify.layer_cache_touch
+    if configured:
+        what = "[tool.dockyard.verify] layer-cache-touch"
+        resolved = fsutil.confined(context, configured, what)
+        relative = resolved.relative_to(context)
+        if not resolved.is_file() or (context / configured).is_symlink():
+            raise ConfigError(
+                f"{what}: {configured!r} is not a regular file in the build context {settings.context}"
+            )
+        if _in_git(context) and not git.is_tracked(context, str(resolved)):
+            raise ConfigError(
+                f"{what}: {configured!r} is not tracked by git: the layer-cache check changes a "
+                "committed source file; name one (`git ls-files` lists them)"
+            )
+        return relative
+    candidates: list[Path] = []
     for module in settings.modules or ():
-        if not module.path.is_relative_to(context):
-            continue
         if module.path.is_file():
-            return module.path
-        init = module.path / "__init__.py"
-        found = [init] if init.is_file() else sorted(module.path.rglob("*.py"))
-        if found:
-            return found[0]
+            candidates.append(module.path)
+        elif (module.path / "__init__.py").is_file():
+            candidates.append(module.path / "__init__.py")
+        elif _regular_dir(module.path):
+            candidates += sorted(module.path.rglob("*.py"))
     package = settings.package_path
-    for candidate in (
+    candidates += [
         package / "src" / settings.package / "__init__.py",
         package / settings.package / "__init__.py",
-    ):
-        if candidate.is_file() and candidate.is_relative_to(context):
-            return candidate
-    src = package / "src"
-    found = sorted(p for p in src.rglob("*.py")) if src.is_dir() and src.is_relative_to(context) else []
-    if not found:
-        raise UsageError("no source file to change for the layer-cache check: set verify.layer-cache-touch")
-    return found[0]
+    ]
+    if _regular_dir(package / "src"):
+        candidates += sorted((package / "src").rglob("*.py"))
+    for candidate in candidates:
+        real = Path(os.path.realpath(candidate))
+        if real.is_relative_to(context) and _regular_inside(context, real.relative_to(context)):
+            return real.relative_to(context)
+    raise UsageError("no source file to change for the layer-cache check: set verify.layer-cache-touch")
+
+
+def _in_git(directory: Path) -> bool:
+    try:
+        git.list_files(directory)
+    except DockyardError:
+        return False
+    return True
+
+
+def _regular_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _regular_inside(root: Path, relative: Path) -> bool:
+    """`root / relative` is a regular file reached without following any symlink."""
+    path = root / relative
+    return path.is_file() and os.path.realpath(path) == str(path)
+
+
+def _touch(root: Path, relative: Path) -> Path:
+    """Append a fresh line to `relative` in the scratch copy at `root`, refusing anything but a regular
+    file of the copy (a symlink copied as one must never be written through)."""
+    target = root / relative
+    if not _regular_inside(Path(os.path.realpath(root)), relative):
+        raise ConfigError(f"verify.layer-cache-touch: {relative} is not a regular file in the scratch copy")
+    # A fresh change every run: a change seen before would come from the cache and prove nothing.
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n# dockyard layer-cache check {uuid.uuid4().hex}\n")
+    return target
 
 
 def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
@@ -483,6 +542,7 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
 
     The copy holds the whole tree the build reads (the context, the Dockerfile and the package: in a
     workspace built from its root, the workspace), as git lists it."""
+    relative = touch_target(settings)
     with tempfile.TemporaryDirectory(prefix="dockyard-cache-") as scratch:
         root = Path(scratch) / "project"
         source = settings.build_root
@@ -493,9 +553,7 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
         try:
             first = builds.build(engine, request)
             made.append(first.image_id)
-            touched = _touch_target(moved, moved.context)
-            # A fresh change every run: a change seen before would come from the cache and prove nothing.
-            touched.write_text(touched.read_text() + f"\n# dockyard layer-cache check {uuid.uuid4().hex}\n")
+            touched = _touch(moved.context, relative)
             second = builds.build(engine, request)
             made.append(second.image_id)
         finally:
@@ -513,20 +571,47 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
 
 
 def copy_project(source: Path, destination: Path) -> None:
-    """The files git knows (tracked and untracked-not-ignored), or everything but caches outside git."""
+    """The files git knows (tracked and untracked-not-ignored), or everything but caches outside git.
+
+    Symlinks are copied as symlinks (as `docker build` sends them), never followed: a tracked
+    `assets/shadow -> /etc/shadow` stays a link, so no byte from outside the tree reaches the copy.
+    Only regular files and symlinks are copied, and nothing below a symlinked directory.
+    """
     try:
         names = git.list_files(source)
     except DockyardError:
-        ignore = shutil.ignore_patterns(".git", ".venv", ".nox", "__pycache__", "*_cache")
-        shutil.copytree(source, destination, ignore=ignore)
+        shutil.copytree(source, destination, symlinks=True, ignore=_not_copied)
         return
+    real_source = Path(os.path.realpath(source))
+    destination.mkdir(parents=True, exist_ok=True)
     for name in names:
         src = source / name
-        if not src.is_file():
+        if Path(os.path.realpath(src.parent)) != real_source / Path(name).parent:
+            continue  # below a symlinked directory: the link itself is copied, not what it leads to
+        try:
+            mode = src.lstat().st_mode
+        except FileNotFoundError:  # deleted in the work tree but still in the index
             continue
         dst = destination / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
+        if stat.S_ISLNK(mode):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.symlink_to(src.readlink())
+        elif stat.S_ISREG(mode):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst, follow_symlinks=False)
+
+
+_CACHES = shutil.ignore_patterns(".git", ".venv", ".nox", "__pycache__", "*_cache")
+
+
+def _not_copied(directory: str, names: list[str]) -> set[str]:
+    """Caches, and anything that is not a regular file, a directory or a symlink (a FIFO would block)."""
+    skipped = set(_CACHES(directory, names))
+    for name in names:
+        mode = Path(directory, name).lstat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
 
 
 def _remove_scratch_images(engine: Engine, image_ids: Sequence[str]) -> None:
