@@ -27,7 +27,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from dockyard import process
-from dockyard.errors import CommandError, CommandTimeout, EngineUnavailable, ImageNotFound
+from dockyard.errors import CommandError, CommandTimeout, ConfigError, EngineUnavailable, ImageNotFound
 
 LABEL_MANAGED = "dev.dockyard.managed"
 LABEL_RUN = "dev.dockyard.run"
@@ -93,11 +93,12 @@ def discover_cli(explicit: str | None = None) -> Cli:
         path = shutil.which(explicit) or explicit
         cli = inspect_cli(path)
         if cli is None:
-            raise EngineUnavailable(
-                f"DOCKYARD_DOCKER/docker setting names {explicit!r}, which is not a docker CLI"
+            raise ConfigError(
+                f"DOCKYARD_DOCKER/docker setting names {explicit!r}, which is not a docker CLI: "
+                "point it at one (a path or a name on PATH), or unset it"
             )
         if cli.buildkit is None:
-            raise EngineUnavailable(
+            raise ConfigError(
                 f"{path} ({cli.version[0]}.{cli.version[1]}) has no BuildKit path: install the buildx "
                 "plugin (docker-buildx-plugin), or point DOCKYARD_DOCKER at a CLI older than 23"
             )
@@ -243,6 +244,8 @@ def connect(docker_cli: str | None = None) -> Engine:
     """The engine for this process (discovered once), after checking that it answers."""
     if docker_cli not in _ENGINES:
         engine = Engine(docker_cli)
+        if docker_cli:
+            _ = engine.cli  # a configured CLI that cannot build is a configuration error (exit 2), now
         _ = engine.client  # fail early, with one clear line, when no engine answers
         _ENGINES[docker_cli] = engine
     return _ENGINES[docker_cli]

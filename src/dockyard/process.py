@@ -72,11 +72,8 @@ def run(
             text=True,
             start_new_session=True,  # own process group: a timeout kills its children too
         )
-    except FileNotFoundError:
-        raise CommandError(
-            f"{argv[0]} not found: install it or put it on PATH",
-            argv=argv, returncode=127, output="",
-        ) from None  # fmt: skip
+    except OSError as exc:
+        raise _not_started(argv, exc) from None
     try:
         stdout, stderr = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -123,11 +120,8 @@ def stream(
             bufsize=1,
             start_new_session=True,
         )
-    except FileNotFoundError:
-        raise CommandError(
-            f"{argv[0]} not found: install it or put it on PATH",
-            argv=argv, returncode=127, output="",
-        ) from None  # fmt: skip
+    except OSError as exc:
+        raise _not_started(argv, exc) from None
     deadline = start + timeout
     timer = _Deadline(proc, deadline)
     try:
@@ -166,6 +160,14 @@ class _Deadline:
 
     def cancel(self) -> None:
         self._timer.cancel()
+
+
+def _not_started(argv: Sequence[str], exc: OSError) -> CommandError:
+    if isinstance(exc, FileNotFoundError):
+        message = f"{argv[0]} not found: install it or put it on PATH"
+    else:  # a directory, a file that is not executable, a bad interpreter line
+        message = f"{argv[0]} cannot be run ({exc.strerror or exc}): point to an executable"
+    return CommandError(message, argv=argv, returncode=127, output="")
 
 
 def _show(argv: Sequence[str]) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from dockyard import engine
 from dockyard.engine import BuildkitPath
-from dockyard.errors import EngineUnavailable
+from dockyard.errors import ConfigError
 
 
 def fake_docker(directory: Path, version: str, *, buildx: bool) -> Path:
@@ -37,14 +37,15 @@ def test_an_old_cli_without_buildx_uses_the_engines_builtin_buildkit(tmp_path: P
 
 
 def test_a_new_cli_without_buildx_has_no_buildkit_path_and_says_what_to_install(tmp_path: Path) -> None:
-    with pytest.raises(EngineUnavailable) as caught:
+    with pytest.raises(ConfigError) as caught:
         engine.discover_cli(str(fake_docker(tmp_path, "28.2.2", buildx=False)))
     assert "has no BuildKit path: install the buildx plugin (docker-buildx-plugin)" in caught.value.message
 
 
-def test_something_that_is_not_docker_is_named(tmp_path: Path) -> None:
-    with pytest.raises(EngineUnavailable, match="which is not a docker CLI"):
-        engine.discover_cli("/bin/true")
+@pytest.mark.parametrize("explicit", ["/bin/true", "/tmp", "/etc/hostname", "no-such-docker-anywhere"])
+def test_a_configured_cli_that_is_not_docker_is_a_config_error(explicit: str) -> None:
+    with pytest.raises(ConfigError, match="which is not a docker CLI"):
+        engine.discover_cli(explicit)
 
 
 def test_discovery_skips_clis_without_buildkit_on_path(
