@@ -251,6 +251,16 @@ def connect(docker_cli: str | None = None) -> Engine:
     return _ENGINES[docker_cli]
 
 
+_OCI_PREFIX = re.compile(r"^.*?unable to start container process: ")
+
+
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """One line for a person: the engine's own explanation of an API error (not the HTTP request and
+    runc's layers of wrapping: `exec: "python": executable file not found in $PATH`), else the first
+    line of the exception."""
+    explanation = getattr(exc, "explanation", None) if isinstance(exc, docker.errors.APIError) else None
+    if explanation:
+        text = _OCI_PREFIX.sub("", str(explanation)).removesuffix(": unknown").strip().splitlines()
+    else:
+        text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -338,3 +338,17 @@ def test_default_imports_are_the_modules_the_source_holds(facts: Facts) -> None:
     assert how == "inferred from uv_build's module-name"
     configured = with_verify(facts, imports=("json",))
     assert verify.default_imports(configured.settings, facts.image, None) == (("json",), None)
+
+
+def test_a_failed_probe_is_one_error_row_and_the_checks_that_needed_it_skip(facts: Facts) -> None:
+    facts.errors["probe"] = 'no Python in app:1 to run the probe with: exec: "python" not found'
+    reported: dict[str, str] = {}
+    needing = [c for c in checks.CHECKS if "probe" in c.needs or "locked" in c.needs]
+    results = [verify._judge(check, facts, reported) for check in needing]
+    assert len(results) >= 3
+    first, *rest = results
+    assert first.outcome is Outcome.ERROR
+    assert first.evidence == f"probe: {facts.errors['probe']}"
+    for result in rest:
+        assert result.outcome is Outcome.SKIP, result
+        assert result.evidence == f"probe failed: see {first.check_id}"

@@ -133,7 +133,8 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     _gather(facts, {name: gatherers[name] for name in wanted}, engine, settings.verify.timeout, stop)
     if "locked" in needs and facts.probe is not None and "locked" not in facts.unavailable:
         _lock_sets(facts)
-    results = _rows(settings, options, image_ref, lambda check: _judge(check, facts))
+    reported: dict[str, str] = {}  # failed fact -> the check whose row reports the cause
+    results = _rows(settings, options, image_ref, lambda check: _judge(check, facts, reported))
     meta = {
         "image": image_ref,
         "id": info.id,
@@ -202,17 +203,27 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return fn(), time.monotonic() - start
 
 
-def _judge(check: verdicts.Check, facts: Facts) -> CheckResult:
+def _judge(check: verdicts.Check, facts: Facts, reported: dict[str, str] | None = None) -> CheckResult:
+    """The check's verdict; when a fact it needs could not be gathered, the first such check reports
+    the cause as ERROR and later ones SKIP pointing to it (one cause, one row: not the same docker
+    error in every check that needed the probe)."""
     start = time.monotonic()
+    reported = {} if reported is None else reported
     missing = [need for need in check.needs if need in facts.errors]
     skipped = [facts.unavailable[need] for need in check.needs if need in facts.unavailable]
     if "locked" in check.needs and facts.locked is None and "locked" not in facts.errors and not skipped:
         missing.append("probe")
+    missing = list(dict.fromkeys(missing))
     if skipped and not missing:
         verdict = verdicts.skipped(skipped[0])
+    elif missing and all(need in reported for need in missing):
+        seen = ", ".join(dict.fromkeys(reported[need] for need in missing))
+        verdict = verdicts.Verdict(Outcome.SKIP, f"{' and '.join(missing)} failed: see {seen}")
     elif missing:
         reason = "; ".join(f"{need}: {facts.errors.get(need, 'not available')}" for need in missing)
         verdict = verdicts.Verdict(Outcome.ERROR, reason)
+        for need in missing:
+            reported.setdefault(need, check.id)
     else:
         try:
             verdict = check.judge(facts)

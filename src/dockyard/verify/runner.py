@@ -60,7 +60,7 @@ def run_python(
             text = exc.message.lower()
             if "not found" not in text and "no such file" not in text:
                 raise  # not a missing interpreter: an unknown user, say
-            problems.append(f"{interpreter}: {exc.message}")
+            problems.append(interpreter)
             continue
         try:
             answer = json.loads(done.stdout)
@@ -72,7 +72,11 @@ def run_python(
         if not isinstance(answer, dict):
             raise ProbeFailed(f"{what} in {image_ref} answered {type(answer).__name__}, not an object")
         return answer, interpreter
-    raise ProbeFailed(f"no Python in {image_ref} to run {what} with ({'; '.join(problems)})")
+    tried = " nor ".join(f"`{name}`" for name in problems)
+    raise ProbeFailed(
+        f"no Python in {image_ref} to run {what} with: {'neither ' if len(problems) > 1 else ''}{tried} "
+        "is on its PATH (an image without Python cannot be checked from inside)"
+    )
 
 
 def app_config(info: ImageInfo) -> dict[str, object]:
