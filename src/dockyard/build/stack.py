@@ -237,6 +237,8 @@ def compose_build(
         f"[bold]dockyard compose-build[/] {escape(model.project)} ({escape(shown)}) "
         f"with {escape(engine.cli.describe())}"
     )
+    for warning in model.warnings:  # "The "TAG" variable is not set": the user must see it
+        console.print(f"[yellow]compose warning:[/] {escape(warning)}")
     if env := interpolation_environment(settings, environ):
         console.print("  compose environment: " + ", ".join(f"{k}={v}" for k, v in env.items()), markup=False)
     if not groups:

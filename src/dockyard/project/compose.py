@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -96,6 +97,7 @@ class ComposeModel:
     project: str
     files: tuple[Path, ...]  # empty: Compose's own default file in the project directory
     services: tuple[Service, ...]
+    warnings: tuple[str, ...] = ()  # what Compose warned about while resolving ("variable is not set")
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
@@ -353,7 +355,25 @@ def resolve(
     model = parse_model(doc, files)
     contexts = {s.name: s.build.context for s in model.services if s.build is not None}
     confine_compose(contexts, settings.project_dir, settings.workspace_dir, settings.compose.allow_contexts)
-    return model
+    return replace(model, warnings=compose_warnings(done.stderr))
+
+
+_WARNING = re.compile(r'level=warn(?:ing)?\s+msg="((?:[^"\\]|\\.)*)"')
+
+
+def compose_warnings(stderr: str) -> tuple[str, ...]:
+    """Compose's warnings (`level=warning msg="The \\"X\\" variable is not set..."`), each once, unquoted."""
+    found: list[str] = []
+    for line in stderr.splitlines():
+        if match := _WARNING.search(line):
+            text = match.group(1).replace('\\"', '"').replace("\\\\", "\\")
+        elif line.strip().upper().startswith("WARN"):
+            text = line.strip()
+        else:
+            continue
+        if text not in found:
+            found.append(text)
+    return tuple(found)
 
 
 def _shown(path: Path, base: Path) -> str:
