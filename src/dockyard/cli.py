@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from dockyard import __version__, config, fsutil
+from dockyard import __version__, config, fsutil, interrupt
 from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
 from dockyard.project import workspace
 
@@ -39,23 +41,55 @@ def report_error(exc: DockyardError, console: Console | None = None) -> int:
     return exc.exit_code
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every cleanup block runs.
-    raise KeyboardInterrupt
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block, Ctrl-C and SIGTERM (CI cancelling a job) both raise KeyboardInterrupt in the
+    main thread, after starting to cut short the work of every thread (`dockyard.interrupt`); a
+    second signal while that cleanup runs is ignored, so the cleanup is never itself cut short."""
+    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        first = not interrupt.cancelled()
+        interrupt.signalled()
+        if first:
+            raise KeyboardInterrupt
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup`, a background job: stays ignored
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def interrupted(console: Console | None = None) -> int:
+    """After an interrupt: wait for the cleanup to complete, say so in one line, return 130."""
+    still = interrupt.finish()
+    console = console or error_console()
+    if still:
+        console.print(f"[bold red]dockyard: interrupted[/]; still cleaning up: {', '.join(still)}")
+    else:
+        console.print("[bold red]dockyard: interrupted[/] (what it made is removed)")
+    return EXIT_INTERRUPTED
 
 
 def run_boundary(action: Callable[[], object]) -> int:
     """Run `action`; map dockyard's errors to exit codes, with no traceback for any user error."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        action()
-    except DockyardError as exc:
-        return report_error(exc)
-    except KeyboardInterrupt:
-        error_console().print("[bold red]dockyard: interrupted[/] (containers it made are removed)")
-        return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    interrupt.reset()
+    with interruptible():
+        try:
+            action()
+        except DockyardError as exc:
+            if interrupt.cancelled():  # a command the interrupt cut short failed meanwhile
+                return interrupted()
+            return report_error(exc)
+        except KeyboardInterrupt:
+            return interrupted()
     return 0
 
 

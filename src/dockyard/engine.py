@@ -26,7 +26,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.images import Image
 
-from dockyard import process
+from dockyard import interrupt, process
 from dockyard.errors import CommandError, CommandTimeout, ConfigError, EngineUnavailable, ImageNotFound
 
 LABEL_MANAGED = "dev.dockyard.managed"
@@ -184,6 +184,7 @@ class Engine:
     def container(self, image: str, **kwargs: Any) -> Iterator[Container]:
         """A labelled container, removed on leaving the block whatever happened (Ctrl-C included)."""
         labels = {**kwargs.pop("labels", {}), **self.labels}
+        interrupt.check()
         try:
             made = self.client.containers.create(image, labels=labels, **kwargs)
         except docker.errors.ImageNotFound:
@@ -191,7 +192,9 @@ class Engine:
         except docker.errors.APIError as exc:
             raise EngineUnavailable(f"creating a container of {image}: {first_line(exc)}") from None
         try:
-            yield made
+            # An interrupt removes it at once, which also ends a wait on it in any thread.
+            with interrupt.on_interrupt(lambda: remove_container(made)):
+                yield made
         finally:
             remove_container(made)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard import interrupt
 from dockyard.errors import CommandError, CommandTimeout
 
 DEFAULT_TIMEOUT = 600.0
@@ -39,9 +40,13 @@ def _environment(env: Mapping[str, str] | None) -> dict[str, str] | None:
     return None if env is None else {**os.environ, **env}
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
+def _signal_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    _signal_group(proc)
     proc.wait()
 
 
@@ -61,6 +66,7 @@ def run(
     whose message starts with `what` (default: the command line).
     """
     start = time.monotonic()
+    interrupt.check()
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -75,7 +81,8 @@ def run(
     except OSError as exc:
         raise _not_started(argv, exc) from None
     try:
-        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+        with interrupt.on_interrupt(lambda: _signal_group(proc)):  # also when run in a worker thread
+            stdout, stderr = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise CommandTimeout(
@@ -108,6 +115,7 @@ def stream(
     """
     start = time.monotonic()
     lines: deque[str] = deque(maxlen=keep)
+    interrupt.check()
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -125,11 +133,12 @@ def stream(
     deadline = start + timeout
     timer = _Deadline(proc, deadline)
     try:
-        for raw in proc.stdout or ():
-            line = raw.rstrip("\n")
-            lines.append(line)
-            on_line(line)
-        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with interrupt.on_interrupt(lambda: _signal_group(proc)):
+            for raw in proc.stdout or ():
+                line = raw.rstrip("\n")
+                lines.append(line)
+                on_line(line)
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise CommandTimeout(f"{_show(argv)} did not finish within {timeout:g} s") from None

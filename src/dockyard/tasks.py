@@ -19,23 +19,29 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from dockyard import actions, config
+from dockyard import actions, config, interrupt
 from dockyard.build import stack as stacks
-from dockyard.cli import make_console, report_error
+from dockyard.cli import interrupted, interruptible, make_console, report_error
 from dockyard.errors import DockyardError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _door(body: F) -> F:
-    """Map dockyard's errors to Invoke's exit, printing one clear line and no traceback."""
+    """Map dockyard's errors to Invoke's exit, printing one clear line and no traceback; Ctrl-C and
+    SIGTERM stop the task promptly with its cleanup done (exit 130), as on the command line."""
 
     @wraps(body)
     def run(c: Context, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return body(c, *args, **kwargs)
-        except DockyardError as exc:
-            raise Exit(code=report_error(exc)) from None
+        interrupt.reset()
+        with interruptible():
+            try:
+                return body(c, *args, **kwargs)
+            except DockyardError as exc:
+                code = interrupted() if interrupt.cancelled() else report_error(exc)
+                raise Exit(code=code) from None
+            except KeyboardInterrupt:
+                raise Exit(code=interrupted()) from None
 
     return run  # type: ignore[return-value]
 

@@ -17,17 +17,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 
-from dockyard import fsutil, registry
+from dockyard import fsutil, interrupt, registry
 from dockyard.config import Settings
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError
+from dockyard.image.export import ExportScan
 from dockyard.image.metadata import (
     ImageInfo,
     find_base,
@@ -112,27 +113,36 @@ def size_report(
     name = subject_name(ref, info)
     stop = threading.Event()
     timings: dict[str, float] = {}
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="dockyard-size") as pool:
-        probing_: Future[tuple[dict[str, Any] | None, str | None, float]] | None = None
-        if distributions and settings.size.top > 0:
-            probing_ = pool.submit(_probe, engine, info)
-        exporting = pool.submit(_timed, lambda: scan_export(engine, info.id, stop=stop)) if deep else None
-        # In a registry (pushed or pulled, or named so): its manifest says what a pull moves per layer.
-        in_registry = pool.submit(registry.find_pushed, info.id, ref, info.repo_digests)
-        try:
-            found_base = find_base(engine, settings, info, name, base)
-            previous = previous_build(history, name, info.id)
-            timings["metadata"] = time.perf_counter() - started
-            answer, note = None, None
-            if probing_ is not None:
-                answer, note, timings["distributions"] = probing_.result()
-            scan = None
-            if exporting is not None:
-                scan, timings["deep"] = exporting.result()
-            manifest, pushed_as, registry_note = in_registry.result()
-        except BaseException:
-            stop.set()
-            raise
+    # Background threads (not a pool that Ctrl-C would have to wait for): the probe's container is
+    # removed by an interrupt; the export read and the registry lookup hold nothing to clean up.
+    probing_: Future[tuple[dict[str, Any] | None, str | None, float]] | None = None
+    if distributions and settings.size.top > 0:
+        probing_ = interrupt.background(lambda: _probe(engine, info), name="size-probe")
+    exporting = None
+    if deep:
+
+        def export() -> tuple[ExportScan, float]:
+            return _timed(lambda: scan_export(engine, info.id, stop=stop))
+
+        exporting = interrupt.background(export, name="size-export", wait=False)
+    # In a registry (pushed or pulled, or named so): its manifest says what a pull moves per layer.
+    in_registry = interrupt.background(
+        lambda: registry.find_pushed(info.id, ref, info.repo_digests), name="size-registry", wait=False
+    )
+    try:
+        found_base = find_base(engine, settings, info, name, base)
+        previous = previous_build(history, name, info.id)
+        timings["metadata"] = time.perf_counter() - started
+        answer, note = None, None
+        if probing_ is not None:
+            answer, note, timings["distributions"] = probing_.result()
+        scan = None
+        if exporting is not None:
+            scan, timings["deep"] = exporting.result()
+        manifest, pushed_as, registry_note = in_registry.result()
+    except BaseException:
+        stop.set()
+        raise
     report = compose_report(
         info,
         name=name,

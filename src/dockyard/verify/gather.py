@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import shutil
 import stat
@@ -23,7 +24,7 @@ from typing import Any
 
 import docker.errors
 
-from dockyard import fsutil, git
+from dockyard import fsutil, git, interrupt
 from dockyard.build import buildkit as builds
 from dockyard.config import Settings
 from dockyard.credentials.fingerprint import SecretHook, SecretMatch, SecretPrint, host_public_blocks
@@ -169,12 +170,24 @@ def _gather(
     stop: threading.Event | None = None,
 ) -> None:
     """Run the gatherers concurrently, each within `timeout`; record values, errors and times. On the
-    way out (interrupted too) `stop` is set first, so no gatherer starts a container after the sweep."""
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(work)))
+    way out (interrupted too) `stop` is set first, so no gatherer starts a container after the sweep.
+
+    Each runs in a background thread (`dockyard.interrupt`): Ctrl-C cuts all of them short at once,
+    and a gatherer that overruns is cut short the same way (its build killed, its container
+    removed, its scratch copy deleted) rather than left running. After an interrupt each is waited
+    for (briefly) to finish its own cleanup; the export read holds nothing to clean up, so nobody
+    waits for it.
+    """
     started = time.monotonic()
-    futures = {pool.submit(_timed, fn): name for name, fn in work.items()}
+    futures = {
+        interrupt.background(
+            functools.partial(_timed, fn), name=f"gather-{name}", wait=name != "export"
+        ): name
+        for name, fn in work.items()
+    }
     try:
         done, pending = concurrent.futures.wait(futures, timeout=timeout + 30)
+        interrupt.cut_short(pending)
         for future in pending:
             facts.errors[futures[future]] = f"did not finish within {timeout:g} s"
         for future in done:
@@ -194,8 +207,8 @@ def _gather(
     finally:
         if stop is not None:
             stop.set()
-        engine.remove_run_leftovers()  # containers of gatherers that were cut short
-        pool.shutdown(wait=False, cancel_futures=True)
+        if not interrupt.cancelled():  # on an interrupt, each container is removed by its own thread
+            engine.remove_run_leftovers()  # containers of gatherers that were cut short
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
