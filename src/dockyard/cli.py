@@ -166,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
 
     size = commands.add_parser("size-report", help="where the bytes are: layers, distributions, delta, waste")
     size.add_argument("image", nargs="?", help="image (default: the project's image, latest build)")
+    size.add_argument("--image", dest="image_option", metavar="IMAGE", help="the same, as an option")
     size.add_argument("--deep", action="store_true", help="also find wasted space in the image export")
     size.add_argument("--json", type=Path, metavar="PATH")
     size.add_argument("--markdown", type=Path, metavar="PATH")
@@ -244,6 +245,13 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _one_image(positional: str | None, option: str | None, verb: str) -> str | None:
+    """IMAGE or --image IMAGE (Invoke and Nox pass it as the option), not two different ones."""
+    if positional and option and positional != option:
+        raise UsageError(f"two images given ({positional}, {option}): {verb} one")
+    return positional or option
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     console = make_console()
@@ -290,10 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             pushing = actions.PushOptions(args.image, args.to, args.json, args.markdown)
             actions.push(settings, pushing, console)
         elif args.command == "verify":
-            if args.image and args.image_option and args.image != args.image_option:
-                raise UsageError(f"two images given ({args.image}, {args.image_option}): verify one")
+            image = _one_image(args.image, args.image_option, "verify")
             request = actions.VerifyRequest(
-                image=args.image or args.image_option,
+                image=image,
                 skip=tuple(args.skip),
                 only=tuple(args.only),
                 json_path=args.json,
@@ -303,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             actions.verify(settings, request, console)
         elif args.command == "size-report":
-            sizing = actions.SizeReportOptions(args.image, args.deep, args.json, args.markdown, args.base)
+            image = _one_image(args.image, args.image_option, "report on")
+            sizing = actions.SizeReportOptions(image, args.deep, args.json, args.markdown, args.base)
             actions.size_report(settings, sizing, console)
         elif args.command in ("compose-build", "verify-compose"):
             quiet = args.quiet if args.command == "compose-build" else not args.show_build
