@@ -207,8 +207,9 @@ def _settings(args: argparse.Namespace) -> config.Settings:
         context=getattr(args, "context", None),
         target=getattr(args, "target", None),
     )
-    image = getattr(args, "image", None) or getattr(args, "image_option", None)
-    if args.command == "verify" and image and args.project is None:
+    verb = "verify" if args.command == "verify" else "report on"
+    image = _one_image(getattr(args, "image", None), getattr(args, "image_option", None), verb)
+    if args.command == "verify" and image is not None and args.project is None:
         start = Path.cwd().resolve()
         if workspace.nearest_project(start) is None:
             if overrides != config.Overrides():
@@ -247,9 +248,9 @@ def _port(text: str) -> int:
 
 def _one_image(positional: str | None, option: str | None, verb: str) -> str | None:
     """IMAGE or --image IMAGE (Invoke and Nox pass it as the option), not two different ones."""
-    if positional and option and positional != option:
+    if positional is not None and option is not None and positional != option:
         raise UsageError(f"two images given ({positional}, {option}): {verb} one")
-    return positional or option
+    return positional if positional is not None else option  # "" is a bad reference, not "none"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,6 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dockyard.build import stack as stacks  # noqa: PLC0415
 
         settings = _settings(args)
+        # The engine's SDK and everything that builds and checks load after the configuration:
+        # a configuration error answers at once.
+        from dockyard import actions  # noqa: PLC0415
+        from dockyard.build import stack as stacks  # noqa: PLC0415
+
         if args.command == "build":
             options = actions.BuildOptions(
                 tags=args.tag,
