@@ -30,7 +30,7 @@ from dockyard.config import Settings
 from dockyard.credentials.fingerprint import SecretHook, SecretMatch, SecretPrint, host_public_blocks
 from dockyard.credentials.layers import CredentialHook
 from dockyard.engine import Engine, first_line
-from dockyard.errors import BuildFailed, ConfigError, DockyardError, UsageError
+from dockyard.errors import BuildFailed, ConfigError, DockyardError, ImageNotFound, UsageError
 from dockyard.image import metadata as images
 from dockyard.image.export import ContentHook
 from dockyard.project import discover as discovery
@@ -640,7 +640,10 @@ def _not_copied(directory: str, names: list[str]) -> set[str]:
 
 def _remove_scratch_images(engine: Engine, image_ids: Sequence[str]) -> None:
     for image_id in dict.fromkeys(image_ids):
-        image = engine.image(image_id)
+        try:
+            image = engine.image(image_id)
+        except ImageNotFound:  # a run building the same copy at the same time removed it already
+            continue
         if image.tags:  # identical to an image someone tagged: not ours to remove
             continue
         with contextlib.suppress(docker.errors.APIError):  # in use by a container not ours: leave it
