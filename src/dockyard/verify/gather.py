@@ -175,8 +175,8 @@ def _gather(
     Each runs in a background thread (`dockyard.interrupt`): Ctrl-C cuts all of them short at once,
     and a gatherer that overruns is cut short the same way (its build killed, its container
     removed, its scratch copy deleted) rather than left running. After an interrupt each is waited
-    for (briefly) to finish its own cleanup; the export read holds nothing to clean up, so nobody
-    waits for it.
+    for (briefly) to finish its own cleanup, such as a container whose creation was under way as the
+    signal came; the export read holds nothing to clean up, so nobody waits for it.
     """
     started = time.monotonic()
     futures = {
