@@ -19,7 +19,7 @@ from dockyard.build import buildkit as builds
 from dockyard.build import push as pushes
 from dockyard.build import stack as stacks
 from dockyard.build.buildkit import BuildResult
-from dockyard.errors import BuildFailed, ChecksFailed, DockyardError, UsageError
+from dockyard.errors import BuildFailed, ChecksFailed, DockyardError
 from dockyard.init import apply as init_apply
 from dockyard.init.model import Options as InitInference
 from dockyard.machine import doctor as doctors
@@ -192,9 +192,11 @@ class PushOptions:
 
 def push(settings: config.Settings, options: PushOptions, console: Console) -> list[pushes.PushResult]:
     """Push the project's latest build (or `options.image`); report what moved and the digest to deploy."""
-    for path in (options.json_path, options.markdown_path):
-        if path is not None:
-            _check_writable(path)
+    if options.image is not None:
+        reference.check_image_ref(options.image, "IMAGE")
+    for ref in options.to:
+        reference.check_image_ref(ref, "--to")
+    check_outputs([(options.json_path, "--json"), (options.markdown_path, "--markdown")])
     print_project(settings, console)
     docker = engine.connect(settings.docker)
     image_id, targets = pushes.plan(docker, settings, options.image, options.to)
@@ -203,35 +205,25 @@ def push(settings: config.Settings, options: PushOptions, console: Console) -> l
         f"{escape(', '.join(str(target) for target in targets))}"
     )
     results = pushes.push_image(docker, image_id, targets)
+
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning:[/] {escape(fsutil.printable(message))}")
+
     for result in results:
         try:
-            pushes.record(settings, docker, result)
+            pushes.record(settings, docker, result, warn=warn)
         except DockyardError as exc:  # a good push must not fail on its size history
-            console.print(f"[yellow]size history not updated:[/] {escape(exc.message)}")
+            warn(f"size history not updated: {exc.message}")
     pushes.render(results, console)
-    for path, text in ((options.json_path, pushes.to_json), (options.markdown_path, pushes.to_markdown)):
-        if path is not None:
-            _write_atomic(path, text(results))
-            console.print(f"wrote {escape(str(path))}")
+    written = fsutil.write_reports(
+        [
+            (options.json_path, "--json", lambda: pushes.to_json(results)),
+            (options.markdown_path, "--markdown", lambda: pushes.to_markdown(results)),
+        ]
+    )
+    for path in written:
+        console.print(f"wrote {escape(fsutil.printable(str(path)))}")
     return results
-
-
-def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path()
-    if path.is_dir() or (parent.exists() and not os.access(parent, os.W_OK)):
-        raise UsageError(f"cannot write {path}: name a file in a writable directory")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        Path(scratch).replace(path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

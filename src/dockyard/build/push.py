@@ -241,7 +241,9 @@ def push_refs(engine: Engine, refs: Sequence[str]) -> list[PushResult]:
 # --- the size history ---------------------------------------------------------------------------------
 
 
-def record(settings: Settings, engine: Engine, result: PushResult) -> None:
+def record(
+    settings: Settings, engine: Engine, result: PushResult, *, warn: size_history.Warn | None = None
+) -> None:
     """The push as an entry of the size history under the pushed name, with the compressed sizes."""
     info = images.inspect_image(engine, result.image_id)
     base = images.find_base(engine, settings, info, result.name).diff_ids
@@ -261,10 +263,12 @@ def record(settings: Settings, engine: Engine, result: PushResult) -> None:
         digest=result.digest,
         moved=result.moved,
     )
-    path = size_history.history_path(settings)
-    history = size_history.read_history(path)
-    size_history.add_build(history, result.name, entry)
-    size_history.write_history(path, history)
+
+    def add(history: size_history.History) -> bool:
+        size_history.add_build(history, result.name, entry)
+        return True
+
+    size_history.update_history(size_history.history_path(settings), add, warn=warn)
 
 
 # --- output -------------------------------------------------------------------------------------------
