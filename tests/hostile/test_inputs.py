@@ -73,17 +73,17 @@ def _untracked(project: Path, scratch: Path) -> None:
 IMG = "victim:1"  # a well-formed reference: rows that fail on outputs fail before looking it up
 ROWS = [
     # --- pyproject.toml: shapes and encodings ---------------------------------------------------------
-    Row("project-is-a-string", ("build",), 2, "[project] must be a table, got str 'x'", pyproject=b'project = "x"\n'),
-    Row("tool-is-a-string", ("build",), 2, "[tool] must be a table, got str 'x'",
+    Row("project-is-a-string", ("build",), 2, "`project` must be a table ([project]), not str", pyproject=b'project = "x"\n'),
+    Row("tool-is-a-string", ("build",), 2, "`tool` must be a table ([tool]), not str",
         pyproject=b'tool = "x"\n' + PYPROJECT.encode()),
-    Row("tool-dockyard-is-a-number", ("verify",), 2, "[tool.dockyard] must be a table, got int 3",
+    Row("tool-dockyard-is-a-number", ("verify",), 2, "[tool.dockyard] must be a table, not int",
         toml="[tool]\ndockyard = 3\n"),
     Row("verify-is-a-string", ("verify",), 2, "verify: expected a table", toml='[tool.dockyard]\nverify = "x"\n'),
-    Row("pyproject-not-utf8", ("build",), 2, "byte 0xe9 is not UTF-8",
+    Row("pyproject-not-utf8", ("build",), 2, "not UTF-8 (byte 105): save it as UTF-8",
         pyproject=PYPROJECT.encode() + b'description = "caf\xe9"\n'),
     Row("pyproject-not-toml", ("build",), 2, "not valid TOML", pyproject=b"[project\nname = 1\n"),
     Row("pyproject-no-name", ("build",), 2, "[project] name is missing", pyproject=b'[project]\nversion = "1"\n'),
-    Row("pyproject-binary-garbage", ("size-report", IMG), 2, "is not UTF-8", pyproject=b"\x00\xff\xfe\x80" * 64),
+    Row("pyproject-binary-garbage", ("size-report", IMG), 2, "not UTF-8 (byte 1)", pyproject=b"\x00\xff\xfe\x80" * 64),
     Row("unknown-key", ("build",), 2, "unknown key 'imgae'. Perhaps you meant 'image'?",
         toml='[tool.dockyard]\nimgae = "x"\n'),
     Row("wrong-type", ("build",), 2, "service: expected true or false", toml="[tool.dockyard]\nservice = 'yes'\n"),
