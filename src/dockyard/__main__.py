@@ -7,6 +7,8 @@ exit 130, as later, instead of a traceback or a silent death by SIGTERM. Nothing
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 from types import FrameType
@@ -30,5 +32,18 @@ def main() -> int:
         return EXIT_INTERRUPTED
 
 
+def run() -> None:
+    """The command's entry point. An interrupted run ends right here, with 130, its cleanup done:
+    the interpreter's own shutdown is skipped, because an interrupt that reached Python in the middle
+    of an import can leave it to end the process by SIGINT instead (exit -2, seen under load)."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

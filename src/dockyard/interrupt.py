@@ -42,7 +42,7 @@ class Cancelled(KeyboardInterrupt):
     """Work that tried to start (a process, a container) after the run was interrupted."""
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # reentrant: the signal handler runs in a thread that may hold it
 _actions: dict[int, tuple[threading.Thread, Callable[[], None]]] = {}  # key -> (registered by, action)
 _keys = itertools.count()
 _cancelled = threading.Event()
@@ -114,8 +114,8 @@ def finish(timeout: float = CLEANUP_WAIT) -> list[str]:
     deadline = time.monotonic() + timeout
     if _runner is not None:
         _runner.join(max(0.0, deadline - time.monotonic()))
-    with _lock:
-        waited = [thread for thread, wait in _workers.items() if wait]
+    with _lock:  # a thread the interrupt stopped from starting has nothing to finish
+        waited = [thread for thread, wait in _workers.items() if wait and thread.ident is not None]
     for thread in waited:
         thread.join(max(0.0, deadline - time.monotonic()))
     return [thread.name for thread in waited if thread.is_alive()]
@@ -157,7 +157,13 @@ def background(fn: Callable[[], T], *, name: str, wait: bool = True) -> concurre
     with _lock:
         _workers[thread] = wait
         _threads[future] = thread  # type: ignore[index]
-    thread.start()
+    try:
+        thread.start()
+    except BaseException:  # an interrupt before it started: forget it
+        with _lock:
+            _workers.pop(thread, None)
+            _threads.pop(future, None)  # type: ignore[arg-type]
+        raise
     return future
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,8 +24,17 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     environ = os.environ if environ is None else environ
     base = environ.get("XDG_STATE_HOME", "")
     if not base or not Path(base).is_absolute():  # the XDG spec: a relative value is to be ignored
-        base = str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
+        base = str(_home(environ) / ".local" / "state")
     return Path(base) / "dockyard"
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    if home := environ.get("HOME"):
+        return Path(home)
+    try:
+        return Path.home()
+    except RuntimeError:  # a uid with no passwd entry and no HOME (a container run as --user 12345)
+        return Path(tempfile.gettempdir()) / f"dockyard-{os.getuid()}"
 
 
 def project_key(root: Path) -> str:

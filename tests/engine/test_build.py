@@ -92,7 +92,7 @@ def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess
         ("no-dockerfile", {}, "Dockerfile", 2),
         ("bad-config", {}, "unknown key 'imgae'. Perhaps you meant 'image'?", 2),
         ("ok", {"DOCKER_HOST": "unix:///nonexistent.sock"}, "no Docker engine answers", 1),
-        ("ok", {"DOCKYARD_DOCKER": "/bin/true"}, "is not a docker CLI", 1),
+        ("ok", {"DOCKYARD_DOCKER": "/bin/true"}, "is not a docker CLI", 2),  # a configuration error
         ("failing-build", {}, "exit code: 7", 1),
     ],
 )
