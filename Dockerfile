@@ -4,7 +4,7 @@
 #   uv           0.13.8                    dockyard's pin (set [tool.uv] required-version to choose)
 #   project      packaged (uv_build)       a wheel built in the `project` stage, installed --no-deps
 #   lock         uv.lock, --locked         next to pyproject.toml; the build fails if it is stale
-#   runs         command line: `dockyard`  [project.scripts] dockyard = dockyard.cli:main parses arguments
+#   runs         command line: `dockyard`  [project.scripts] dockyard = dockyard.cli:run parses arguments
 #   size budget  200MB                     base ~130 MB + 15 locked wheels ~11 MB installed, +25%
 #
 # Build it with `invoke build`. It needs only the engine's built-in BuildKit (Engine 20.10+) or buildx:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -253,6 +254,31 @@ def _one_image(positional: str | None, option: str | None, verb: str) -> str | N
     return positional if positional is not None else option  # "" is a bad reference, not "none"
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run() -> None:
+    """The `dockyard` command (the console script, and `python -m dockyard`): `main`, with SIGTERM
+    ending it as Ctrl-C does from the start. An interrupted run ends right here with exit 130, its
+    cleanup done: the interpreter's own shutdown is skipped, because an interrupt that reached Python
+    in the middle of an import can leave it to end the process by SIGINT instead (exit -2, seen under
+    load)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before or between the boundaries
+        print("dockyard: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     console = make_console()
@@ -277,14 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_boundary(lambda: _machine_commands(args, console))
 
     def dispatch() -> None:
-        # Imported here, not at the top: `--version`, `--help` and `doctor` start without the engine's
-        # client, BuildKit and the checklist (doctor's time budget is 3 s, imports included).
-        from dockyard import actions  # noqa: PLC0415
-        from dockyard.build import stack as stacks  # noqa: PLC0415
-
         settings = _settings(args)
-        # The engine's SDK and everything that builds and checks load after the configuration:
-        # a configuration error answers at once.
+        # Imported here, not at the top: `--version`, `--help` and `doctor` start without the engine's
+        # client, BuildKit and the checklist (doctor's time budget is 3 s, imports included), and a
+        # configuration error answers at once, before they load.
         from dockyard import actions  # noqa: PLC0415
         from dockyard.build import stack as stacks  # noqa: PLC0415
 

@@ -85,7 +85,7 @@ def test_nox_sessions_exist(command: str) -> None:
         cli.parser().parse_args(["verify", *words[words.index("--") + 1 :]])
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("bash ")])
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("bash ") and "/" in c.split()[1]])
 def test_scripts_exist(command: str) -> None:
     assert (ROOT / _words(command)[1]).is_file()
 

@@ -16,7 +16,6 @@ import difflib
 import json
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from rich.console import Console
 from rich.markup import escape
 
-from dockyard import __version__, config, git, process
+from dockyard import __version__, config, fsutil, git, process
 from dockyard.errors import CommandError, DockyardError, UsageError
 from dockyard.init import infer, render
 from dockyard.init import project as projects
@@ -269,18 +268,9 @@ def show_inference(inference: Inference, console: Console) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write through a temporary file in the same directory and rename it over `path` (keeping an
-    existing file's mode), so a reader never sees half a file and a failure leaves the old one."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temporary = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        temporary.chmod(mode)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    existing file's mode), so a reader never sees half a file and a failure leaves the old one:
+    dockyard's one atomic write, `fsutil.atomic_write`."""
+    fsutil.atomic_write(path, text)
 
 
 def _check_writable(changes: Sequence[FileChange]) -> None:
