@@ -4,14 +4,25 @@ BuildKit is discovered, not assumed: `docker buildx build --load` where buildx e
 engine's built-in BuildKit through a docker CLI older than 23 (newer CLIs need buildx for BuildKit).
 Everything dockyard creates on the engine carries `LABEL_MANAGED`, and containers also carry the run's
 `LABEL_RUN`, so cleanup removes exactly what this run made and nothing else.
+
+docker-py is imported on first use (importing it costs a CLI a tenth of a second or more), and
+containers are made through its low-level API: one create (no image inspect, no pull), one start, one
+wait, one request for both output streams. Inside `Engine.removing_in_background()` (what verify's
+doors use) they are removed in the background, so that no verdict waits for a removal; leaving the
+block waits for every removal, as does the interpreter before it exits. Elsewhere a container is gone
+when the call that made it returns.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import math
 import os
 import re
 import shutil
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,15 +30,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
-from docker.models.containers import Container
-from docker.models.images import Image
+from typing import TYPE_CHECKING, Any
 
 from dockyard import interrupt, process
 from dockyard.errors import CommandError, CommandTimeout, ConfigError, EngineUnavailable, ImageNotFound
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+    from docker.models.images import Image
 
 LABEL_MANAGED = "dev.dockyard.managed"
 LABEL_RUN = "dev.dockyard.run"
@@ -126,12 +137,32 @@ class RunResult:
         return (self.stdout + self.stderr).strip()
 
 
+# The API version of the first request: the oldest docker-py speaks, on which every engine it can talk to
+# answers `/version`. The answer names the version spoken from then on.
+_FIRST_API_VERSION = "1.24"
+
+
+def _new_reaper() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="dockyard-remove")
+
+
 @dataclass
 class Engine:
     """A reachable Docker engine, the CLI that builds for it, and an SDK client."""
 
     docker_cli: str | None = None  # the CLI asked for (DOCKYARD_DOCKER / `docker`), else discovered
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    _server: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _reaper: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=_new_reaper, init=False, repr=False, compare=False
+    )
+    _removals: set[concurrent.futures.Future[None]] = field(
+        default_factory=set, init=False, repr=False, compare=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _background: int = field(
+        default=0, init=False, repr=False, compare=False
+    )  # open removing_in_background blocks
 
     @cached_property
     def cli(self) -> Cli:
@@ -140,10 +171,21 @@ class Engine:
 
     @cached_property
     def client(self) -> docker.DockerClient:
+        """The SDK client, after one request: `/version` proves the engine answers and names both the
+        API version to speak and the engine's own version (`server_version`)."""
+        import docker  # noqa: PLC0415
+        import requests.exceptions  # noqa: PLC0415
+
+        client = None
         try:
-            client = docker.from_env(timeout=120)
-            client.ping()
-        except docker.errors.DockerException as exc:
+            client = docker.DockerClient.from_env(version=_FIRST_API_VERSION, timeout=120)
+            self._server = dict(client.api.version(api_version=False))
+            # What `version="auto"` sets from the same answer: one client, one request (a second
+            # client would leave a connection pool for the garbage collector to finalize mid-run).
+            client.api._version = str(self._server["ApiVersion"])  # type: ignore[attr-defined]
+        except (docker.errors.DockerException, requests.exceptions.RequestException, KeyError) as exc:
+            if client is not None:
+                client.close()
             raise EngineUnavailable(
                 f"no Docker engine answers ({first_line(exc)}): start dockerd, or run `dockyard doctor --fix`"
             ) from None
@@ -155,7 +197,9 @@ class Engine:
         return {LABEL_MANAGED: "true", LABEL_RUN: self.run_id}
 
     def server_version(self) -> str:
-        return str(self.client.version().get("Version", "?"))
+        """The engine's version, from the answer that connected the client (no request of its own)."""
+        _ = self.client
+        return str(self._server.get("Version", "?"))
 
     def docker(
         self, args: list[str], *, timeout: float = 300, check: bool = True, what: str | None = None
@@ -164,80 +208,178 @@ class Engine:
         return process.run([self.cli.path, *args], timeout=timeout, check=check, what=what)
 
     def image(self, ref: str) -> Image:
+        from docker import errors  # noqa: PLC0415
+
         try:
             return self.client.images.get(ref)
-        except docker.errors.ImageNotFound:
+        except errors.ImageNotFound:
             raise ImageNotFound(
                 f"no image {ref!r} on this engine: build it first (invoke build) or check the name"
             ) from None
-        except docker.errors.APIError as exc:
+        except errors.APIError as exc:
             raise EngineUnavailable(f"inspecting {ref}: {first_line(exc)}") from None
 
     def image_exists(self, ref: str) -> bool:
+        from docker import errors  # noqa: PLC0415
+
         try:
             self.client.images.get(ref)
-        except docker.errors.ImageNotFound:
+        except errors.ImageNotFound:
             return False
         return True
 
     @contextlib.contextmanager
     def container(self, image: str, **kwargs: Any) -> Iterator[Container]:
-        """A labelled container, removed on leaving the block whatever happened (Ctrl-C included)."""
-        labels = {**kwargs.pop("labels", {}), **self.labels}
-        interrupt.check()
-        try:
-            made = self.client.containers.create(image, labels=labels, **kwargs)
-        except docker.errors.ImageNotFound:
-            raise ImageNotFound(f"no image {image!r} on this engine") from None
-        except docker.errors.APIError as exc:
-            raise EngineUnavailable(f"creating a container of {image}: {first_line(exc)}") from None
+        """A labelled container (not started; `containers.run`'s options), removed on leaving the block
+        whatever happened (Ctrl-C included)."""
+        container_id = self._create(image, **kwargs)
         try:
             # An interrupt removes it at once, which also ends a wait on it in any thread.
-            with interrupt.on_interrupt(lambda: remove_container(made)):
-                yield made
+            with interrupt.on_interrupt(lambda: self._remove(container_id)):
+                yield self.client.containers.prepare_model({"Id": container_id})
         finally:
-            remove_container(made)
+            self._release(container_id)
+
+    def _create(self, image: str, **kwargs: Any) -> str:
+        """One request. `containers.create` inspects the container it made (one more round trip) and
+        `containers.run` may pull; the options are theirs, translated the way they translate them."""
+        from docker import errors  # noqa: PLC0415
+        from docker.models import containers  # noqa: PLC0415
+
+        interrupt.check()  # nothing new once the run is interrupted
+        api = self.client.api
+        options = {**kwargs, "image": image, "version": api.api_version}
+        options["labels"] = {**kwargs.get("labels", {}), **self.labels}
+        # docker-py's own translation of the options (volumes, ports, network...): private, and what
+        # `containers.create` itself has called since docker-py 2.
+        create = containers._create_container_args(options)  # type: ignore[attr-defined]
+        try:
+            made = api.create_container(**create)
+        except errors.ImageNotFound:
+            raise ImageNotFound(f"no image {image!r} on this engine") from None
+        except errors.APIError as exc:
+            raise EngineUnavailable(f"creating a container of {image}: {first_line(exc)}") from None
+        return str(made["Id"])
 
     def run_once(
         self, image: str, command: list[str] | None = None, *, timeout: float = 60, **kwargs: Any
     ) -> RunResult:
-        """Run a labelled container to completion; it is removed afterwards, whatever happens."""
-        with self.container(image, command=command, **kwargs) as made:
+        """Run a labelled container to completion: create, start, wait, and one request for its output.
+        It is removed afterwards whatever happens (an interrupt removes it at once, which also ends
+        the wait)."""
+        from docker import errors  # noqa: PLC0415
+
+        container_id = self._create(image, command=command, **kwargs)
+        try:
+            with interrupt.on_interrupt(lambda: self._remove(container_id)):
+                api = self.client.api
+                try:
+                    api.start(container_id)
+                except errors.APIError as exc:
+                    raise EngineUnavailable(f"starting a container of {image}: {first_line(exc)}") from None
+                try:
+                    status = api.wait(container_id, timeout=math.ceil(timeout))
+                except Exception as exc:  # requests' ReadTimeout and friends
+                    raise CommandTimeout(
+                        f"a container of {image} did not finish within {timeout:g} s ({first_line(exc)})"
+                    ) from None
+                stdout, stderr = self.output(container_id, tty=bool(kwargs.get("tty")))
+                return RunResult(code=int(status.get("StatusCode", -1)), stdout=stdout, stderr=stderr)
+        finally:
+            self._release(container_id)
+
+    def output(self, container_id: str, *, tty: bool = False) -> tuple[str, str]:
+        """A container's stdout and stderr so far, in one request. (docker-py's `logs` inspects the
+        container first, and mixes both streams into one unless asked once for each.)"""
+        import requests.exceptions  # noqa: PLC0415
+
+        api = self.client.api
+        url = f"{api.base_url}/v{api.api_version}/containers/{container_id}/logs"
+        try:
+            response = api.get(url, params={"stdout": 1, "stderr": 1}, timeout=api.timeout)
+            response.raise_for_status()
+        except requests.exceptions.RequestException as exc:
+            raise EngineUnavailable(
+                f"reading the output of container {container_id[:12]}: {first_line(exc)}"
+            ) from None
+        if tty:  # one stream, not framed
+            return response.content.decode(errors="replace"), ""
+        stdout, stderr = demultiplex(response.content)
+        return stdout.decode(errors="replace"), stderr.decode(errors="replace")
+
+    @contextlib.contextmanager
+    def removing_in_background(self) -> Iterator[None]:
+        """Containers made inside the block are removed in a background thread, so that no verdict waits
+        for a removal; leaving the block (Ctrl-C and SIGTERM included) waits for every removal."""
+        self._background += 1
+        try:
+            yield
+        finally:
+            self._background -= 1
+            self.settle()
+
+    def _release(self, container_id: str) -> None:
+        if self._background:
+            self.remove_later(container_id)
+        else:
+            self._remove(container_id)
+
+    def remove_later(self, container_id: str) -> None:
+        """Remove a container in the background: `settle` waits for it, and so does the interpreter
+        before it exits."""
+        try:
+            future = self._reaper.submit(self._remove, container_id)
+        except RuntimeError:  # the interpreter is shutting down and starts no thread: remove it here
+            self._remove(container_id)
+            return
+        with self._lock:
+            self._removals.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._removals.discard(future)
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until every container removal this engine started has finished."""
+        with self._lock:
+            pending = list(self._removals)
+        concurrent.futures.wait(pending, timeout=timeout)
+
+    def _remove(self, container_id: str) -> None:
+        from docker import errors  # noqa: PLC0415
+
+        for _ in range(3):
             try:
-                made.start()
-            except docker.errors.APIError as exc:
-                raise EngineUnavailable(f"starting a container of {image}: {first_line(exc)}") from None
-            try:
-                status = made.wait(timeout=timeout)
-            except Exception as exc:  # requests' ReadTimeout and friends
-                raise CommandTimeout(
-                    f"a container of {image} did not finish within {timeout:g} s ({first_line(exc)})"
-                ) from None
-            return RunResult(
-                code=int(status.get("StatusCode", -1)),
-                stdout=made.logs(stdout=True, stderr=False).decode(errors="replace"),
-                stderr=made.logs(stdout=False, stderr=True).decode(errors="replace"),
-            )
+                self.client.api.remove_container(container_id, force=True, v=True)
+            except errors.NotFound:
+                return
+            except errors.APIError:  # "removal already in progress": retry shortly
+                time.sleep(0.2)
+            else:
+                return
 
     def remove_run_leftovers(self) -> int:
-        """Remove containers of this run that escaped their block (a killed thread, say). Summaries, not
-        `containers.list`, whose per-container inspect fails on one its own block removes meanwhile."""
+        """Remove containers of this run that escaped their block (a killed thread, an interrupted
+        create), once the removals under way have settled."""
+        self.settle()
         leftovers = self.client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"})
         for leftover in leftovers:
-            remove_container(self.client.containers.prepare_model({"Id": leftover["Id"]}))
+            self._remove(str(leftover["Id"]))
         return len(leftovers)
 
 
-def remove_container(made: Container) -> None:
-    for _ in range(3):
-        try:
-            made.remove(force=True, v=True)
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError:  # "removal already in progress": retry shortly
-            time.sleep(0.2)
-        else:
-            return
+def demultiplex(data: bytes) -> tuple[bytes, bytes]:
+    """stdout and stderr of a container without a TTY, from the engine's framed stream. Each frame is
+    an 8-byte header (the stream: 1 stdout, 2 stderr; three zero bytes; the payload's size, 4 bytes
+    big-endian), then the payload. A truncated last frame keeps what arrived."""
+    streams = {1: bytearray(), 2: bytearray()}
+    offset = 0
+    while offset + 8 <= len(data):
+        kind, size = data[offset], int.from_bytes(data[offset + 4 : offset + 8], "big")
+        streams[2 if kind == 2 else 1] += data[offset + 8 : offset + 8 + size]
+        offset += 8 + size
+    return bytes(streams[1]), bytes(streams[2])
 
 
 _ENGINES: dict[str | None, Engine] = {}
@@ -247,8 +389,6 @@ def connect(docker_cli: str | None = None) -> Engine:
     """The engine for this process (discovered once), after checking that it answers."""
     if docker_cli not in _ENGINES:
         engine = Engine(docker_cli)
-        if docker_cli:
-            _ = engine.cli  # a configured CLI that cannot build is a configuration error (exit 2), now
         _ = engine.client  # fail early, with one clear line, when no engine answers
         _ENGINES[docker_cli] = engine
     return _ENGINES[docker_cli]
@@ -261,7 +401,8 @@ def first_line(exc: BaseException) -> str:
     """One line for a person: the engine's own explanation of an API error (not the HTTP request and
     runc's layers of wrapping: `exec: "python": executable file not found in $PATH`), else the first
     line of the exception."""
-    explanation = getattr(exc, "explanation", None) if isinstance(exc, docker.errors.APIError) else None
+    errors = sys.modules.get("docker.errors")  # an API error means docker-py is imported already
+    explanation = getattr(exc, "explanation", None) if errors and isinstance(exc, errors.APIError) else None
     if explanation:
         text = _OCI_PREFIX.sub("", str(explanation)).removesuffix(": unknown").strip().splitlines()
     else:
