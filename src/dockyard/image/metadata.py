@@ -9,16 +9,15 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker.errors
-import requests.exceptions
-
-from dockyard.config import Settings
 from dockyard.engine import Engine, first_line
 from dockyard.errors import DockyardError, ImageNotFound, UsageError
-from dockyard.image import export
 from dockyard.project import dockerfile
+
+if TYPE_CHECKING:
+    from dockyard.config import Settings
+    from dockyard.image import export
 
 EXPORT_CHUNK = 1 << 20
 BASE_LABEL = "org.opencontainers.image.base.name"  # set by dockyard's builds: what the image started from
@@ -169,10 +168,18 @@ def scan_export(
     wait is part of the cost, and of `docker save`'s too. `stop` ends the read early. `hooks` and
     `diff_ids`: see `dockyard.image.export.scan_export`.
     """
-    chunks = engine.image(image_id).save(chunk_size=EXPORT_CHUNK)
+    import docker.errors  # noqa: PLC0415
+    import requests.exceptions  # noqa: PLC0415
+
+    from dockyard.image import export  # noqa: PLC0415
+
+    # The low-level call: `Image.save` would inspect the image first, one more round trip.
+    chunks = engine.client.api.get_image(image_id, chunk_size=EXPORT_CHUNK)
     try:
         stream = _until(chunks, stop or threading.Event())
         return export.scan_export(stream, needles=needles, hooks=hooks, diff_ids=diff_ids)
+    except docker.errors.NotFound:
+        raise ImageNotFound(f"no image {image_id!r} on this engine (removed meanwhile?)") from None
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         raise DockyardError(
             f"the export of {image_id.removeprefix('sha256:')[:12]} broke off ({first_line(exc)}): check "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import importlib
 import os
 import shutil
 import stat
@@ -17,24 +18,17 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import docker.errors
+from typing import TYPE_CHECKING, Any
 
 from dockyard import fsutil, git, interrupt
-from dockyard.build import buildkit as builds
 from dockyard.config import Settings
-from dockyard.credentials.fingerprint import SecretHook, SecretMatch, SecretPrint, host_public_blocks
-from dockyard.credentials.layers import CredentialHook
 from dockyard.engine import Engine, first_line
 from dockyard.errors import BuildFailed, ConfigError, DockyardError, ImageNotFound, UsageError
 from dockyard.image import metadata as images
-from dockyard.image.export import ContentHook
 from dockyard.project import discover as discovery
-from dockyard.project import lock
 from dockyard.project.dockerfile import Dockerfile
 from dockyard.project.dockerfile import parse as parse_dockerfile
 from dockyard.results import CheckResult, Outcome, Report
@@ -43,6 +37,11 @@ from dockyard.verify import facts as verdicts
 from dockyard.verify.checks import CHECKS
 from dockyard.verify.checks import files as file_checks
 from dockyard.verify.facts import CacheOutcome, Facts, HealthOutcome
+
+if TYPE_CHECKING:
+    from dockyard.build import buildkit as builds
+    from dockyard.credentials.fingerprint import SecretMatch, SecretPrint
+    from dockyard.image.export import ContentHook
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,21 @@ def _rows(
     return tuple(rows)
 
 
-def verify_image(engine: Engine, settings: Settings, image_ref: str, options: VerifyOptions) -> Report:
-    """Run the checklist on `image_ref` and return the report (printing is the caller's)."""
+def verify_image(
+    engine: Engine,
+    settings: Settings,
+    image_ref: str,
+    options: VerifyOptions,
+    *,
+    prefetch: Sequence[str] = (),
+) -> Report:
+    """Run the checklist on `image_ref` and return the report (printing is the caller's).
+
+    `prefetch` names modules the caller will need afterwards (to print the report, say): they are
+    imported while the engine works, rather than after the last fact is in. Inside the engine's
+    `removing_in_background()` block, containers it made may still be on their way out when it
+    returns (the doors open that block around printing too).
+    """
     start = time.monotonic()
     chosen = selected_checks(settings, options)
     info = images.inspect_image(engine, image_ref)
@@ -108,13 +120,14 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
     test = _health_test(settings, info)
     base = _Once(lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)))
     credentials = any(check.id == "no-credentials" for check in chosen)
+    # The probe first: the longest wait, so it starts before everything else.
     gatherers: dict[str, Callable[[], Any]] = {
-        "base": base,
         "probe": lambda: runner.run_probe(engine, image_ref, spec, timeout=settings.verify.timeout),
-        "lock_status": lambda: _lock_status(settings),
-        "health": lambda: _health(engine, image_ref, verdicts.require(test), settings, stop),
-        "export": lambda: _export(engine, settings, info, base(), facts.secrets, credentials=credentials),
         "cache": lambda: _layer_cache(engine, settings),
+        "export": lambda: _export(engine, settings, info, base(), facts.secrets, credentials=credentials),
+        "health": lambda: _health(engine, image_ref, verdicts.require(test), settings, stop),
+        "base": base,
+        "lock_status": lambda: _lock_status(settings),
     }
     wanted = {"base"} | (needs & set(gatherers)) - set(facts.unavailable)
     if "locked" in needs:
@@ -131,16 +144,27 @@ def verify_image(engine: Engine, settings: Settings, image_ref: str, options: Ve
             *(smoke if isinstance(smoke, list) else ()),
             {"argv": list(test.argv), "timeout": timeout},
         ]
-    _gather(facts, {name: gatherers[name] for name in wanted}, engine, settings.verify.timeout, stop)
-    if "locked" in needs and facts.probe is not None and "locked" not in facts.unavailable:
-        _lock_sets(facts)
+    sets_wanted = "locked" in needs and "locked" not in facts.unavailable
+
+    def arrived(fact: str) -> None:
+        # uv.lock's sets, read with the image's Python's markers as soon as the probe names them,
+        # while the other gatherers still work. Checks are judged once every fact is in: some read
+        # a fact they do not declare when it is there (the healthcheck reads the probe's run of it).
+        if fact == "probe" and sets_wanted and facts.probe is not None:
+            _lock_sets(facts)
+
+    work = {name: gatherers[name] for name in gatherers if name in wanted}
+    later = [*(["packaging.markers"] if "locked" in needs else []), *prefetch]  # uv.lock's markers
+    _gather(
+        facts, work, engine, settings.verify.timeout, stop, on_fact=arrived, meanwhile=lambda: _import(later)
+    )
     reported: dict[str, str] = {}  # failed fact -> the check whose row reports the cause
     results = _rows(settings, options, image_ref, lambda check: _judge(check, facts, reported))
     meta = {
         "image": image_ref,
         "id": info.id,
         "size": str(info.size),
-        "engine": engine.server_version(),
+        "engine": engine.server_version(),  # from the connection's answer: no request
         "base": (facts.base.ref if facts.base else None) or "unknown",
     }
     if options.only:
@@ -168,9 +192,14 @@ def _gather(
     engine: Engine,
     timeout: float,
     stop: threading.Event | None = None,
+    on_fact: Callable[[str], None] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> None:
-    """Run the gatherers concurrently, each within `timeout`; record values, errors and times. On the
-    way out (interrupted too) `stop` is set first, so no gatherer starts a container after the sweep.
+    """Run the gatherers concurrently, each within `timeout`; record values, errors and times. In this
+    thread, do `meanwhile` once they are under way, and call `on_fact(name)` as each one ends. On the
+    way out (interrupted too) `stop` is set first, so no gatherer starts a container after the sweep
+    of this run's containers, which runs only when a gatherer failed or was cut short: every other
+    container was removed by its own block.
 
     Each runs in a background thread (`dockyard.interrupt`): Ctrl-C cuts all of them short at once,
     and a gatherer that overruns is cut short the same way (its build killed, its container
@@ -185,30 +214,45 @@ def _gather(
         ): name
         for name, fn in work.items()
     }
+    clean = False
     try:
-        done, pending = concurrent.futures.wait(futures, timeout=timeout + 30)
-        interrupt.cut_short(pending)
-        for future in pending:
-            facts.errors[futures[future]] = f"did not finish within {timeout:g} s"
-        for future in done:
-            name = futures[future]
-            try:
-                value, seconds = future.result()
-            except DockyardError as exc:
-                facts.errors[name] = exc.message
-                facts.seconds[name] = time.monotonic() - started
-                continue
-            except Exception as exc:  # an engine or library error: that fact is missing
-                facts.errors[name] = f"{type(exc).__name__}: {first_line(exc)}"
-                facts.seconds[name] = time.monotonic() - started
-                continue
-            setattr(facts, name, value)
-            facts.seconds[name] = seconds
+        if meanwhile is not None:
+            meanwhile()
+        try:
+            for future in concurrent.futures.as_completed(futures, timeout=timeout + 30):
+                name = futures[future]
+                try:
+                    value, seconds = future.result()
+                except DockyardError as exc:
+                    facts.errors[name] = exc.message
+                    facts.seconds[name] = time.monotonic() - started
+                except Exception as exc:  # an engine or library error: that fact is missing
+                    facts.errors[name] = f"{type(exc).__name__}: {first_line(exc)}"
+                    facts.seconds[name] = time.monotonic() - started
+                else:
+                    setattr(facts, name, value)
+                    facts.seconds[name] = seconds
+                if on_fact is not None:
+                    on_fact(name)
+        except TimeoutError:
+            pending = [future for future in futures if not future.done()]
+            interrupt.cut_short(pending)
+            for future in pending:
+                facts.errors[futures[future]] = f"did not finish within {timeout:g} s"
+        clean = not set(facts.errors) & set(work)
     finally:
         if stop is not None:
             stop.set()
-        if not interrupt.cancelled():  # on an interrupt, each container is removed by its own thread
-            engine.remove_run_leftovers()  # containers of gatherers that were cut short
+        # On an interrupt each container is removed by its own thread; otherwise only a gatherer that
+        # failed or was cut short can have left one.
+        if not clean and not interrupt.cancelled():
+            engine.remove_run_leftovers()
+
+
+def _import(modules: Iterable[str]) -> None:
+    """Import what judging and printing will need while this thread would only wait on the engine."""
+    for name in modules:
+        importlib.import_module(name)
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -257,6 +301,10 @@ def _secrets(settings: Settings) -> tuple[SecretPrint, ...]:
     """The build secrets, each read once a chunk at a time into a print (never held whole)."""
     paths = {settings.ca_secret_id: settings.ca_bundle} if settings.ca_bundle else {}
     paths.update({p.name: settings.project_dir / p for p in settings.verify.secrets})
+    if not paths:
+        return ()
+    from dockyard.credentials.fingerprint import SecretPrint  # noqa: PLC0415
+
     return tuple(SecretPrint.from_file(name, path) for name, path in paths.items())
 
 
@@ -287,6 +335,10 @@ def _export(
 ) -> verdicts.ExportFacts:
     """One streamed pass over the export with the credential and build-secret hooks; the base
     image's layers are told apart first, so their contents are passed over."""
+    # Imported here, in the export's own thread: the credential machinery is not on the way to the probe.
+    from dockyard.credentials.fingerprint import SecretHook, host_public_blocks  # noqa: PLC0415
+    from dockyard.credentials.layers import CredentialHook  # noqa: PLC0415
+
     base_layers = images.common_prefix(info.diff_ids, base.diff_ids) if base.diff_ids else 0
     own = (settings.project_name, settings.package)
     owners = CredentialHook(base_layers, own, content=credentials)
@@ -311,6 +363,8 @@ def _export(
 
 def _base_metadata(engine: Engine, base: images.Base) -> tuple[dict[str, str], dict[str, str], int]:
     """The base image's ENV, labels and number of history entries: what the Dockerfile did not set."""
+    import docker.errors  # noqa: PLC0415
+
     if base.ref is None or not base.diff_ids:
         return {}, {}, 0
     try:
@@ -423,6 +477,8 @@ def _project_trees(settings: Settings) -> dict[str, list[list[object]]]:
 
 def _lock_names(lock_file: Path) -> list[str]:
     """Every package uv.lock names: the distributions whose RECORD the probe verifies."""
+    from dockyard.project import lock  # noqa: PLC0415
+
     try:
         return sorted(lock.read_lock(lock_file).packages)
     except DockyardError:  # no lock, or unreadable: the lock checks say so; nothing to verify
@@ -430,6 +486,8 @@ def _lock_names(lock_file: Path) -> list[str]:
 
 
 def _lock_status(settings: Settings) -> verdicts.LockStatus:
+    from dockyard.project import lock  # noqa: PLC0415
+
     try:
         return verdicts.LockStatus(
             True, lock.check(settings.workspace_dir, lock_command=settings.lock_command)
@@ -439,6 +497,8 @@ def _lock_status(settings: Settings) -> verdicts.LockStatus:
 
 
 def _lock_sets(facts: Facts) -> None:
+    from dockyard.project import lock  # noqa: PLC0415
+
     python = verdicts.require(facts.probe).get("python", {})
     version = str(python.get("version", "3"))
     machine = str(python.get("machine", "x86_64"))
@@ -566,6 +626,8 @@ def _layer_cache(engine: Engine, settings: Settings) -> CacheOutcome:
 
     The copy holds the whole tree the build reads (the context, the Dockerfile and the package: in a
     workspace built from its root, the workspace), as git lists it."""
+    from dockyard.build import buildkit as builds  # noqa: PLC0415
+
     relative = touch_target(settings)
     with tempfile.TemporaryDirectory(prefix="dockyard-cache-") as scratch:
         root = Path(scratch) / "project"
@@ -639,6 +701,8 @@ def _not_copied(directory: str, names: list[str]) -> set[str]:
 
 
 def _remove_scratch_images(engine: Engine, image_ids: Sequence[str]) -> None:
+    import docker.errors  # noqa: PLC0415
+
     for image_id in dict.fromkeys(image_ids):
         try:
             image = engine.image(image_id)
