@@ -15,13 +15,13 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from packaging.markers import InvalidMarker, Marker
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from typing import TYPE_CHECKING, Any
 
 from dockyard import git, process
 from dockyard.errors import CommandError, ConfigError, DockyardError
+
+if TYPE_CHECKING:  # packaging is imported where a marker or a specifier is read
+    from packaging.specifiers import SpecifierSet
 
 
 def canonical(name: str) -> str:
@@ -148,6 +148,8 @@ def _compatible_python(root: Path, message: str = "") -> str | None:
     """An interpreter satisfying the workspace's requires-python (pyproject.toml's, the lock's, and any
     uv's message names), found without shims: this Python, then python3.X on PATH (shim directories
     skipped), then pyenv's, uv's and asdf's own installations."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet  # noqa: PLC0415
+
     wanted = SpecifierSet()
     texts = re.findall(r"requirement: `([^`]+)`", message)
     for path, keys in ((root / "pyproject.toml", ("project", "requires-python")), (root / "uv.lock", ())):
@@ -320,6 +322,8 @@ def locked_sets(
 
 
 def _applies(edge: Mapping[str, Any], environment: Mapping[str, str], extra: str = "") -> bool:
+    from packaging.markers import InvalidMarker, Marker  # noqa: PLC0415
+
     text = edge.get("marker")
     if not text:
         return True

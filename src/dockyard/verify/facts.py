@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import humanize
-
-from dockyard.build.buildkit import BuildResult
-from dockyard.config import Settings
-from dockyard.credentials.fingerprint import SecretMatch, SecretPrint
-from dockyard.credentials.layers import CredentialScan
 from dockyard.errors import DockyardError
-from dockyard.image.export import ExportScan
-from dockyard.image.metadata import Base, ImageInfo
-from dockyard.project.dockerfile import Dockerfile
-from dockyard.project.lock import LockedSets
 from dockyard.results import Outcome
+
+if TYPE_CHECKING:
+    from dockyard.build.buildkit import BuildResult
+    from dockyard.config import Settings
+    from dockyard.credentials.fingerprint import SecretMatch, SecretPrint
+    from dockyard.credentials.layers import CredentialScan
+    from dockyard.image.export import ExportScan
+    from dockyard.image.metadata import Base, ImageInfo
+    from dockyard.project.dockerfile import Dockerfile
+    from dockyard.project.lock import LockedSets
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,8 @@ def require(value: T | None) -> T:
 
 
 def mb(size: int) -> str:
+    import humanize  # noqa: PLC0415
+
     return humanize.naturalsize(size)
 
 

@@ -18,13 +18,13 @@ import xml.etree.ElementTree as ET  # building XML only; nothing untrusted is pa
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from dockyard import fsutil
 from dockyard.results import CheckResult, Outcome, Report
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "Summary",
@@ -123,6 +123,9 @@ def printable_report(report: Report) -> Report:
 
 def render_table(report: Report, console: Console) -> None:
     """Print the results table, the details of each failure, and the summary line."""
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
     report = printable_report(report)
     many = _many_subjects(report)
     table = Table(title=Text(report.title), title_justify="left")
