@@ -1,5 +1,9 @@
 """What each command does, with its human output; the CLI, the Invoke tasks and the Nox sessions are
-thin doors over these functions."""
+thin doors over these functions.
+
+Each command imports the machinery it needs when it runs (rich, the build, push, compose, sizes, verify,
+init and doctor modules), so that no command pays for another's imports.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +12,19 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import humanize
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from dockyard import config, engine, fsutil, git, reference
-from dockyard.build import buildkit as builds
-from dockyard.build import push as pushes
-from dockyard.build import stack as stacks
-from dockyard.build.buildkit import BuildResult
 from dockyard.errors import BuildFailed, ChecksFailed, DockyardError
-from dockyard.init import apply as init_apply
-from dockyard.init.model import Options as InitInference
-from dockyard.machine import doctor as doctors
-from dockyard.machine import provisioning
-from dockyard.project import lock
-from dockyard.results import Report
-from dockyard.sizes import history as size_history
-from dockyard.sizes import model as size_model
-from dockyard.sizes import report as sizes
-from dockyard.verify import compose as compose_checks
-from dockyard.verify import report
-from dockyard.verify.gather import VerifyOptions, build_failed_report, preflight, verify_image
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dockyard.build import push as pushes
+    from dockyard.build import stack as stacks
+    from dockyard.build.buildkit import BuildResult
+    from dockyard.results import Report
+    from dockyard.sizes import model as size_model
 
 
 @dataclass(frozen=True)
@@ -52,6 +45,7 @@ def ready_engine(settings: config.Settings, console: Console, *, build: bool = T
     """The engine answers (and, to `build`, a BuildKit path exists); on first use on a machine dockyard
     may provision (root on Debian/Ubuntu), provision it, printing each step, and read the settings
     again (the machine file is new). Elsewhere, one line naming the command that readies the machine."""
+    from dockyard.machine import provisioning  # noqa: PLC0415
 
     def check() -> None:
         docker = config.effective_environment().get("DOCKYARD_DOCKER") or settings.docker
@@ -92,6 +86,10 @@ def build_image(
     settings: config.Settings, options: BuildOptions, console: Console, *, header: bool = True
 ) -> BuildResult:
     """Build the project's image and print a summary."""
+    from rich.markup import escape  # noqa: PLC0415
+
+    from dockyard.sizes import history as size_history  # noqa: PLC0415
+
     for tag in options.tags:
         reference.check_image_ref(tag, "--tag")
     if header:
@@ -124,6 +122,10 @@ def build_image(
 def _build(
     settings: config.Settings, options: BuildOptions, console: Console, state: git.GitState | None
 ) -> BuildResult:
+    from rich.markup import escape  # noqa: PLC0415
+
+    from dockyard.build import buildkit as builds  # noqa: PLC0415
+
     request = builds.request_for(
         settings,
         state=state,
@@ -170,6 +172,9 @@ def _build(
 
 
 def _print_summary(result: BuildResult, console: Console) -> None:
+    import humanize  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("tags", ", ".join(result.tags))
     table.add_row("image", result.image_id.removeprefix("sha256:")[:12])
@@ -192,6 +197,10 @@ class PushOptions:
 
 def push(settings: config.Settings, options: PushOptions, console: Console) -> list[pushes.PushResult]:
     """Push the project's latest build (or `options.image`); report what moved and the digest to deploy."""
+    from rich.markup import escape  # noqa: PLC0415
+
+    from dockyard.build import push as pushes  # noqa: PLC0415
+
     if options.image is not None:
         reference.check_image_ref(options.image, "IMAGE")
     for ref in options.to:
@@ -260,6 +269,8 @@ def _verify_outputs(request: VerifyRequest) -> None:
 
 def verify(settings: config.Settings, request: VerifyRequest, console: Console) -> Report:
     """Run the image checklist (building first unless an image is given); raise when any check fails."""
+    from dockyard.verify.gather import VerifyOptions, build_failed_report, preflight, verify_image  # noqa: PLC0415
+
     options = VerifyOptions(skip=request.skip, only=request.only)
     if request.image is not None:
         reference.check_image_ref(request.image, "IMAGE")
@@ -280,12 +291,21 @@ def verify(settings: config.Settings, request: VerifyRequest, console: Console) 
     if result is None:
         settings = ready_engine(settings, console, build=False) if built is None else settings
         docker = engine.connect(settings.docker)
-        result = verify_image(docker, settings, ref or settings.image, replace(options, build=built))
+        with docker.removing_in_background():  # removals overlap judging and printing, then end
+            subject, checks = ref or settings.image, replace(options, build=built)
+            result = verify_image(docker, settings, subject, checks, prefetch=_REPORT_MODULES)
+            return _finish(result, request, console, subject=ref or settings.image)
     return _finish(result, request, console, subject=ref or settings.image)
+
+
+# What `_finish` imports to print a report: verify imports them while the engine works.
+_REPORT_MODULES = ("dockyard.verify.report", "rich.table", "rich.text")
 
 
 def _finish(result: Report, request: VerifyRequest, console: Console, *, subject: str) -> Report:
     """Print the table, write the requested files (and the CI step summary), fail on any failure."""
+    from dockyard.verify import report  # noqa: PLC0415
+
     report.render_table(result, console)
     written = report.write_outputs(
         result,
@@ -316,6 +336,8 @@ def size_report(
     settings: config.Settings, options: SizeReportOptions, console: Console
 ) -> size_model.SizeReport:
     """Where the image's bytes are; fails when over budget or a layer grew past the threshold."""
+    from dockyard.sizes import report as sizes  # noqa: PLC0415
+
     for ref, what in ((options.image, "IMAGE"), (options.base, "--base")):
         if ref is not None:
             reference.check_image_ref(ref, what)
@@ -340,6 +362,8 @@ def compose_build(
     settings: config.Settings, files: Sequence[str], options: stacks.ComposeOptions, console: Console
 ) -> stacks.StackBuild:
     """Build every `build:` service of the compose file, each shared build once."""
+    from dockyard.build import stack as stacks  # noqa: PLC0415
+
     print_project(settings, console)
     settings = ready_engine(settings, console)
     return stacks.compose_build(
@@ -355,18 +379,25 @@ def verify_compose(
     console: Console,
 ) -> Report:
     """compose-build, each service's command, and the image checklist on each distinct image."""
+    from dockyard.verify import compose as compose_checks  # noqa: PLC0415
+    from dockyard.verify.gather import VerifyOptions  # noqa: PLC0415
+
     _verify_outputs(request)
     checks = VerifyOptions(skip=request.skip, only=request.only)
     print_project(settings, console)
     settings = ready_engine(settings, console)
-    result = compose_checks.verify_compose(
-        engine.connect(settings.docker), settings, files, console=console, options=options, checks=checks
-    )
-    return _finish(result, request, console, subject="the compose stack")
+    docker = engine.connect(settings.docker)
+    with docker.removing_in_background():
+        result = compose_checks.verify_compose(
+            docker, settings, files, console=console, options=options, checks=checks
+        )
+        return _finish(result, request, console, subject="the compose stack")
 
 
 def update_lock(settings: config.Settings, *, check: bool, console: Console) -> None:
     """`uv lock`, or with `check`, fail unless uv.lock is current and committed."""
+    from dockyard.project import lock  # noqa: PLC0415
+
     print_project(settings, console)
     if check:
         message = lock.check(settings.workspace_dir, lock_command=settings.lock_command)
@@ -389,6 +420,9 @@ class InitOptions:
 
 def init_project(directory: Path | None, options: InitOptions, console: Console) -> None:
     """`dockyard init`: adopt the uv project in `directory` (default: the nearest one here)."""
+    from dockyard.init import apply as init_apply  # noqa: PLC0415
+    from dockyard.init.model import Options as InitInference  # noqa: PLC0415
+
     if directory is None:
         try:
             directory = config.find_project(Path.cwd())
@@ -408,5 +442,7 @@ def init_project(directory: Path | None, options: InitOptions, console: Console)
 
 def doctor(project: Path | None, console: Console, *, fix: bool = False) -> None:
     """`dockyard doctor`: one line per item; raise (exit 1) when the machine is not ready."""
+    from dockyard.machine import doctor as doctors  # noqa: PLC0415
+
     if not doctors.doctor(project, console, fix=fix):
         raise doctors.NotReady("this machine is not ready for dockyard: run the FIX commands above")
