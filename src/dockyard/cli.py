@@ -1,4 +1,8 @@
-"""`dockyard` on the command line: `main(argv)` and the one boundary that maps errors to exit codes."""
+"""`dockyard` on the command line: `main(argv)` and the one boundary that maps errors to exit codes.
+
+Arguments are parsed, and `--help` and `--version` answered, with the standard library alone: what a
+command needs (rich, docker-py, the build and compose machinery) is imported once it runs.
+"""
 
 from __future__ import annotations
 
@@ -11,29 +15,36 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-
-from dockyard import __version__, config, fsutil, interrupt
+from dockyard import __version__, fsutil, interrupt
 from dockyard.errors import EXIT_USAGE, DockyardError, UsageError
-from dockyard.project import workspace
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dockyard import config
 
 EXIT_INTERRUPTED = 130
 
 
 def make_console() -> Console:
     """The console for reports: CI logs (no terminal) get 120 columns instead of rich's 80."""
+    from rich.console import Console  # noqa: PLC0415
+
     return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 def error_console() -> Console:
+    from rich.console import Console  # noqa: PLC0415
+
     return Console(stderr=True, highlight=False)
 
 
 def report_error(exc: DockyardError, console: Console | None = None) -> int:
     """Print one clear line (and the detail, when there is one) and return the exit code."""
+    from rich.markup import escape  # noqa: PLC0415
+
     console = console or error_console()
     message = fsutil.printable(exc.message)
     console.print(f"[bold red]dockyard: error:[/] {escape(message)}", soft_wrap=True)
@@ -203,6 +214,9 @@ def parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> config.Settings:
     """The project's settings with the command line's layout flags; `verify IMAGE` outside any project
     checks the image alone."""
+    from dockyard import config  # noqa: PLC0415
+    from dockyard.project import workspace  # noqa: PLC0415
+
     overrides = config.Overrides(
         dockerfile=getattr(args, "dockerfile", None),
         context=getattr(args, "context", None),
@@ -281,7 +295,6 @@ def run() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    console = make_console()
     namespace: argparse.Namespace | None = None
 
     def parse() -> None:
@@ -300,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = namespace
 
     if args.command in ("init", "doctor"):
-        return run_boundary(lambda: _machine_commands(args, console))
+        return run_boundary(lambda: _machine_commands(args, make_console()))
 
     def dispatch() -> None:
         settings = _settings(args)
@@ -308,8 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # client, BuildKit and the checklist (doctor's time budget is 3 s, imports included), and a
         # configuration error answers at once, before they load.
         from dockyard import actions  # noqa: PLC0415
-        from dockyard.build import stack as stacks  # noqa: PLC0415
 
+        console = make_console()
         if args.command == "build":
             options = actions.BuildOptions(
                 tags=args.tag,
@@ -342,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sizing = actions.SizeReportOptions(image, args.deep, args.json, args.markdown, args.base)
             actions.size_report(settings, sizing, console)
         elif args.command in ("compose-build", "verify-compose"):
+            from dockyard.build import stack as stacks  # noqa: PLC0415
+
             quiet = args.quiet if args.command == "compose-build" else not args.show_build
             stack = stacks.ComposeOptions(
                 profiles=tuple(args.profile),

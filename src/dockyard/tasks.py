@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -20,9 +20,11 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from dockyard import actions, config, interrupt
-from dockyard.build import stack as stacks
 from dockyard.cli import interrupted, interruptible, make_console, report_error
 from dockyard.errors import DockyardError
+
+if TYPE_CHECKING:
+    from dockyard.build import stack as stacks
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -228,6 +230,8 @@ def _stack_options(
     no_cache: bool | None,
     quiet: bool,
 ) -> stacks.ComposeOptions:
+    from dockyard.build import stack as stacks  # noqa: PLC0415
+
     return stacks.ComposeOptions(
         profiles=tuple(profile or ()),
         services=tuple(service or ()),
