@@ -44,7 +44,6 @@ def machine_env() -> dict[str, str]:
 def docker(machine_env: Mapping[str, str]) -> Iterator[engine.Engine]:
     made = engine.connect(machine_env.get("DOCKYARD_DOCKER"))
     yield made
-    made.settle()  # the removals dockyard started in the background
     # Containers of this run's images (they inherit its label) that a failed test left behind.
     for container in made.client.api.containers(all=True, filters={"label": f"{LABEL_TEST_RUN}={TEST_RUN}"}):
         with contextlib.suppress(docker_errors.NotFound):

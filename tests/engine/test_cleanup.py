@@ -94,3 +94,24 @@ def test_a_healthcheck_timeout_fails_and_leaves_no_container(
     assert proc.returncode == 1
     assert "not healthy within 3s" in stdout
     assert _ours(docker, built.image_id) == []
+
+
+def _of_this_run(docker: engine.Engine) -> list[str]:
+    filters = {"label": f"{engine.LABEL_RUN}={docker.run_id}"}
+    return [str(c["Id"]) for c in docker.client.api.containers(all=True, filters=filters)]
+
+
+def test_a_run_once_container_is_gone_when_it_returns_with_both_streams_apart(
+    docker: engine.Engine, base_image: str
+) -> None:
+    code = "import sys; print('out'); print('err', file=sys.stderr); print('out again')"
+    done = docker.run_once(base_image, ["-c", code], entrypoint=["python3"], network_mode="none")
+    assert (done.code, done.stdout, done.stderr) == (0, "out\nout again\n", "err\n")
+    assert _of_this_run(docker) == []
+
+
+def test_background_removals_end_with_their_block(docker: engine.Engine, base_image: str) -> None:
+    with docker.removing_in_background():
+        codes = [docker.run_once(base_image, ["-c", "pass"], entrypoint=["python3"]).code for _ in range(3)]
+    assert codes == [0, 0, 0]
+    assert _of_this_run(docker) == []
