@@ -23,8 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import docker.errors
-
 from dockyard.engine import Engine, first_line
 from dockyard.errors import DockyardError, EngineUnavailable
 from dockyard.image.metadata import ImageInfo
@@ -296,6 +294,8 @@ def watch(
     most `timeout` s), then watch it stay running and healthy through the settle window: `settle`
     seconds, or by default `SETTLE_PROBES` more probes and `SETTLE_MIN` seconds. `stop` ends the watch
     early (the run is being interrupted): the container is removed and nothing is judged."""
+    import docker.errors  # noqa: PLC0415
+
     options = (run or Run()).container_options()
     stop = stop or threading.Event()
     if stop.is_set():
