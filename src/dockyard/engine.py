@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -66,8 +66,8 @@ class Cli:
         return f"{self.path} ({self.version[0]}.{self.version[1]}, {how})"
 
 
-def inspect_cli(path: str) -> Cli | None:
-    """What a docker CLI can do, without asking the engine; None when it is not a docker CLI."""
+def cli_version(path: str) -> tuple[int, int] | None:
+    """The version `path --version` reports; None when it is not a docker CLI."""
     try:
         done = process.run([path, "--version"], timeout=15, check=False)
     except CommandError:
@@ -75,7 +75,14 @@ def inspect_cli(path: str) -> Cli | None:
     match = _VERSION.search(done.stdout)
     if done.returncode != 0 or not match:
         return None
-    version = (int(match.group(1)), int(match.group(2)))
+    return int(match.group(1)), int(match.group(2))
+
+
+def inspect_cli(path: str) -> Cli | None:
+    """What a docker CLI can do, without asking the engine; None when it is not a docker CLI."""
+    version = cli_version(path)
+    if version is None:
+        return None
     buildx = process.run([path, "buildx", "version"], timeout=15, check=False).returncode == 0
     if buildx:
         return Cli(path, version, BuildkitPath.BUILDX)
@@ -98,16 +105,20 @@ def _candidates() -> list[str]:
     return found
 
 
+def _not_a_docker_cli(explicit: str) -> ConfigError:
+    return ConfigError(
+        f"DOCKYARD_DOCKER/docker setting names {explicit!r}, which is not a docker CLI: "
+        "point it at one (a path or a name on PATH), or unset it"
+    )
+
+
 def discover_cli(explicit: str | None = None) -> Cli:
     """The docker CLI to build with: `explicit` when given, else the first with a BuildKit path."""
     if explicit:
         path = shutil.which(explicit) or explicit
         cli = inspect_cli(path)
         if cli is None:
-            raise ConfigError(
-                f"DOCKYARD_DOCKER/docker setting names {explicit!r}, which is not a docker CLI: "
-                "point it at one (a path or a name on PATH), or unset it"
-            )
+            raise _not_a_docker_cli(explicit)
         if cli.buildkit is None:
             raise ConfigError(
                 f"{path} ({cli.version[0]}.{cli.version[1]}) has no BuildKit path: install the buildx "
@@ -386,12 +397,29 @@ _ENGINES: dict[str | None, Engine] = {}
 
 
 def connect(docker_cli: str | None = None) -> Engine:
-    """The engine for this process (discovered once), after checking that it answers."""
+    """The engine for this process (discovered once), after checking that it answers. A configured
+    docker CLI that is not one is a configuration error (exit 2) for every command: its `--version`
+    runs while the client connects, so the check costs no time; what it can build (buildx or the
+    engine's BuildKit) is asked only when something is built."""
     if docker_cli not in _ENGINES:
         engine = Engine(docker_cli)
+        checked: concurrent.futures.Future[tuple[int, int] | None] | None = None
+        if docker_cli:
+            path = shutil.which(docker_cli) or docker_cli
+            checked = concurrent.futures.Future()
+            threading.Thread(target=_resolve, args=(checked, cli_version, path), daemon=True).start()
         _ = engine.client  # fail early, with one clear line, when no engine answers
+        if checked is not None and docker_cli and checked.result() is None:
+            raise _not_a_docker_cli(docker_cli)
         _ENGINES[docker_cli] = engine
     return _ENGINES[docker_cli]
+
+
+def _resolve(future: concurrent.futures.Future[Any], fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:  # handed to the thread that waits for the answer
+        future.set_exception(exc)
 
 
 _OCI_PREFIX = re.compile(r"^.*?unable to start container process: ")
