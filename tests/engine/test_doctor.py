@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard import config
 from dockyard.errors import EngineUnavailable
 from dockyard.machine import doctor, provisioning
 from tests.engine.conftest import ROOT
@@ -91,3 +92,40 @@ def test_the_opt_out_is_honoured(tmp_path: Path) -> None:
     with pytest.raises(EngineUnavailable, match=r"doctor --fix|install"):
         provisioning.ensure_engine(check, lambda line: None, env)
     assert not (tmp_path / "machine.env").exists()
+
+
+def _project(root: Path, dockerfile_text: str) -> Path:
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "acme"\nversion = "0.1.0"\ndependencies = []\n')
+    (root / "Dockerfile").write_text(dockerfile_text)
+    return root
+
+
+def test_base_images_are_what_the_projects_dockerfile_pulls(tmp_path: Path) -> None:
+    # A public project's Dockerfile names its images outright (`FROM python:3.12-slim-bullseye`,
+    # `COPY --from=ghcr.io/astral-sh/uv`): where no registry answers, its build cannot start, whatever
+    # stand-ins the machine has. The fix points at what to change; an ARG-named base gets its variable.
+    hardcoded = _project(
+        tmp_path / "hardcoded",
+        "ARG RUNTIME=registry.invalid/acme/python:3.12\n"
+        "FROM ${RUNTIME}\nCOPY --from=registry.invalid/acme/uv:1 /uv /bin/uv\n",
+    )
+    line = next(entry for entry in doctor.diagnose(hardcoded) if entry.item == "base images")
+    assert line.status == doctor.FIX, line
+    assert "registry.invalid/acme/python:3.12" in line.detail
+    assert "registry.invalid/acme/uv:1" in line.detail
+    assert "DOCKYARD_BUILD_ARG_RUNTIME=<a local image>" in line.fix
+    assert "make registry.invalid/acme/uv:1 a build arg" in line.fix
+    # The same Dockerfile pointed at images the engine has (the machine's stand-ins, as build args) is OK.
+    env = config.effective_environment(None)
+    python = env.get("DOCKYARD_BUILD_ARG_PYTHON_IMAGE", "python:3.12-slim")  # else pullable from here
+    uv = env.get("DOCKYARD_BUILD_ARG_UV_IMAGE", "ghcr.io/astral-sh/uv:latest")
+    ready = _project(
+        tmp_path / "ready",
+        "ARG PYTHON_IMAGE=python:3.12-slim\nARG UV_IMAGE=ghcr.io/astral-sh/uv:latest\n"
+        "FROM ${UV_IMAGE} AS uv\nFROM ${PYTHON_IMAGE}\nCOPY --from=uv /uv /bin/uv\n",
+    )
+    line = next(entry for entry in doctor.diagnose(ready) if entry.item == "base images")
+    assert line.status == doctor.OK, line
+    assert python in line.detail
+    assert uv in line.detail

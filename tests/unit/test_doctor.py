@@ -170,3 +170,49 @@ def test_outside_a_project_the_project_lines_say_so(bare_env: Path, monkeypatch:
     lines = doctor.diagnose(None)
     assert line(lines, "config").status == doctor.WARN
     assert "no pyproject.toml" in line(lines, "config").detail
+
+
+def _locked_project(root: Path) -> Path:
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "proj"\nversion = "0.1.0"\nrequires-python = ">=3.11"\ndependencies = []\n'
+    )
+    uv = shutil.which("uv")
+    assert uv is not None
+    argv = [uv, "lock", "--offline", "--python", sys.executable]
+    subprocess.run(argv, cwd=root, check=True, capture_output=True)
+    return root
+
+
+def test_a_lock_uv_cannot_check_here_is_not_called_stale(
+    bare_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A public project pins `.python-version` to a Python this machine lacks, and uv sits behind a
+    # version manager's shim that refuses to start in such a directory (pyenv: exit 127). The lock is
+    # current: doctor must say so (uv run from / with an interpreter that fits), and name the shim.
+    project = _locked_project(tmp_path / "proj")
+    (project / ".python-version").write_text("3.99\n")
+    real = shutil.which("uv")
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / "uv"
+    shim.write_text(
+        "#!/bin/sh\nif [ -f .python-version ]; then\n"
+        '  echo "pyenv: uv: command not found" >&2; exit 127\nfi\n'
+        f'exec "{real}" "$@"\n'
+    )
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("DOCKYARD_UV", raising=False)
+    lines = doctor.diagnose(project)
+    lock = line(lines, "lock")
+    assert (lock.status, lock.detail) == (doctor.OK, "uv.lock matches pyproject.toml")
+    uv = line(lines, "uv")
+    assert uv.status == doctor.WARN, uv
+    assert "refuses to start in proj/ (pyenv: uv: command not found)" in uv.detail
+    # A lock uv says is stale is still a FIX, through the same shim.
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text.replace('version = "0.1.0"', 'version = "0.2.0"'))
+    lock = line(doctor.diagnose(project), "lock")
+    assert (lock.status, lock.fix) == (doctor.FIX, "uv lock")
+    assert "out of date" in lock.detail

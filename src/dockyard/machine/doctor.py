@@ -44,6 +44,8 @@ DEFAULT_INDEX = "https://pypi.org/simple/"
 DEFAULT_PYTHON_IMAGE = "python:3.13-slim"
 DEFAULT_UV_IMAGE = f"ghcr.io/astral-sh/uv:{DEFAULT_UV_VERSION}"
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+STANDIN_LABEL = "dev.dockyard.standin-for"  # provisioning labels the stand-ins it builds
+NEUTRAL_CWD = Path("/")  # where uv is run from: no project, no `.python-version` for a shim to read
 
 
 class NotReady(DockyardError):
@@ -161,8 +163,10 @@ def check_uv(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
     uv = shutil.which("uv", path=ctx.environ.get("PATH"))
     if uv is None:
         return Line("uv", FIX, "uv is not on PATH", "python3 -m pip install uv")
+    # From a directory of no project, as dockyard runs uv: a pyenv or asdf shim reads
+    # `.python-version` from its working directory and may refuse to start uv there.
     try:
-        done = process.run([uv, "--version"], timeout=TIMEOUT * 2)
+        done = process.run([uv, "--version"], cwd=NEUTRAL_CWD, timeout=TIMEOUT * 2)
     except DockyardError as exc:
         return Line("uv", FIX, exc.message, "python3 -m pip install --force-reinstall uv")
     match = re.search(r"(\d+\.\d+\.\d+)", done.stdout)
@@ -170,6 +174,14 @@ def check_uv(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
     settings = ctx.settings
     if settings is None:
         return Line("uv", OK, f"uv {version}")
+    refused = _refuses_here(uv, settings.package_path)
+    if refused:
+        return Line(
+            "uv", WARN,
+            f"uv {version} runs, but {uv} refuses to start in {settings.package_path.name}/ ({refused}); "
+            "dockyard runs it from /, `uv` typed there fails",
+            "install uv outside the version manager (e.g. `pipx install uv`), or install the Python it names",
+        )  # fmt: skip
     pin = _required_version(settings.package_path) or _required_version(settings.workspace_dir)
     if pin:
         with contextlib.suppress(InvalidSpecifier):
@@ -180,8 +192,9 @@ def check_uv(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
     lock_file = settings.lock_file if settings.lock_file.is_file() else None
     if lock_file is not None:
         done = process.run(
-            [uv, "export", "--frozen", "--offline", "--quiet", "--no-hashes", "--format", "requirements-txt"],
-            cwd=settings.workspace_dir, timeout=TIMEOUT * 2, check=False,
+            [uv, "--directory", str(settings.workspace_dir), "export", "--frozen", "--offline", "--quiet",
+             "--no-hashes", "--format", "requirements-txt"],
+            cwd=NEUTRAL_CWD, env={"UV_PYTHON_DOWNLOADS": "never"}, timeout=TIMEOUT * 2, check=False,
         )  # fmt: skip
         if done.returncode != 0 and re.search(r"(?i)revision|unknown field|parse|version", done.stderr):
             return Line(
@@ -199,6 +212,18 @@ def check_uv(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
         )  # fmt: skip
     pinned = f", pinned {pin}" if pin else ""
     return Line("uv", OK, f"uv {version}{pinned}; reads {lock_file.name if lock_file else 'no lock yet'}")
+
+
+def _refuses_here(uv: str, directory: Path) -> str | None:
+    """Why `uv` does not start in `directory` when it does from elsewhere (a shim's refusal), or None."""
+    try:
+        done = process.run([uv, "--version"], cwd=directory, timeout=TIMEOUT * 2, check=False)
+    except DockyardError as exc:
+        return exc.message
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+    return lines[0] if lines else f"exit {done.returncode}"
 
 
 def _minor(version: str) -> tuple[int, ...]:
@@ -235,43 +260,79 @@ def _image_uv_version(settings: config.Settings) -> str | None:
     return match.group(1) if match else None
 
 
-def check_base_images(ctx: Context) -> Line:
+def _images_to_check(ctx: Context) -> list[dockerfile.Pulled]:
+    """What the project's build pulls (its Dockerfile's bases and `--from` images, with the build
+    args dockyard passes); without a readable Dockerfile, the stand-ins' PYTHON_IMAGE and UV_IMAGE."""
+    if ctx.settings is not None:
+        with contextlib.suppress(DockyardError):
+            parsed = dockerfile.parse(ctx.settings.dockerfile)
+            return list(parsed.external_images(ctx.settings.build_args))
     images = _base_images(ctx.settings)
     if ctx.settings is None:
-        env = ctx.environ
         for key in images:
-            if value := env.get(f"DOCKYARD_BUILD_ARG_{key}"):
+            if value := ctx.environ.get(f"DOCKYARD_BUILD_ARG_{key}"):
                 images[key] = value
+    return [dockerfile.Pulled(ref, key) for key, ref in images.items()]
+
+
+def _pull_problem(exc: Exception) -> str:
+    """Why a registry did not answer for an image, short: the engine's explanation, not the request."""
+    text = str(getattr(exc, "explanation", None) or _first_line(exc))
+    if match := re.search(r"lookup (\S+?)(?: on \S+)?: no such host", text):
+        return f"{match.group(1)}: no such host"
+    return text[:80]
+
+
+def check_base_images(ctx: Context) -> Line:
+    images = _images_to_check(ctx)
+    if not images:
+        return Line("base images", OK, "the Dockerfile pulls no image (FROM scratch)")
     if ctx.client is None:
-        return Line("base images", WARN, f"{', '.join(images.values())}: not checked, no engine", "")
+        shown = ", ".join(image.reference for image in images)
+        return Line("base images", WARN, f"{shown}: not checked, no engine", "")
     import docker.errors  # noqa: PLC0415 - heavy; only the engine's checks need it
 
-    present, pullable, missing = [], [], []
-    for ref in images.values():
+    present, pullable, standins = [], [], []
+    missing: list[tuple[dockerfile.Pulled, str]] = []
+    for image in images:
+        ref = image.reference
         try:
-            ctx.client.images.get(ref)
+            found = ctx.client.images.get(ref)
             present.append(ref)
+            if (found.labels or {}).get(STANDIN_LABEL) or "dockyard-standin/" in ref:
+                standins.append(ref)
             continue
         except docker.errors.ImageNotFound:
             pass
         except docker.errors.APIError as exc:
-            missing.append(f"{ref} ({_first_line(exc)})")
+            missing.append((image, _first_line(exc)))
             continue
         try:
             ctx.client.api.inspect_distribution(ref)
             pullable.append(ref)
         except Exception as exc:  # registry unreachable, unknown, or slow: not pullable from here
-            missing.append(f"{ref} ({_first_line(exc)[:80]})")
+            missing.append((image, _pull_problem(exc)))
     if missing:
-        fix, fixable = ctx.machine_fix()
-        return Line("base images", FIX, f"cannot be pulled: {'; '.join(missing)}", fix, fixable)
+        shown = "; ".join(f"{image.reference} ({why})" for image, why in missing)
+        if ctx.settings is None:
+            fix, fixable = ctx.machine_fix()
+            return Line("base images", FIX, f"cannot be pulled: {shown}", fix, fixable)
+        named = [image.arg for image, _ in missing if image.arg]
+        written = [image.reference for image, _ in missing if not image.arg]
+        fixes = [f"DOCKYARD_BUILD_ARG_{arg}=<a local image>" for arg in named]
+        if written:
+            fixes.append(
+                f"make {', '.join(written)} a build arg (ARG X={written[0]}, FROM ${{X}}) to point it at a "
+                "local image, or reach its registry"
+            )
+        where = ctx.settings.dockerfile.name
+        return Line("base images", FIX, f"{where} pulls what cannot be pulled: {shown}", "; ".join(fixes))
     parts = []
     if present:
         parts.append("present: " + ", ".join(present))
     if pullable:
         parts.append("pullable: " + ", ".join(pullable))
-    standin = any("dockyard-standin/" in ref for ref in present)
-    return Line("base images", OK, "; ".join(parts) + (" (local stand-ins)" if standin else ""))
+    return Line("base images", OK, "; ".join(parts) + (" (local stand-ins)" if standins else ""))
 
 
 def index_url(environ: Mapping[str, str]) -> str:
@@ -411,26 +472,26 @@ def check_config(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdic
     )
 
 
-def check_lock(ctx: Context) -> Line:  # noqa: PLR0911 - one return per verdict
+def check_lock(ctx: Context) -> Line:
+    """Whether uv.lock matches pyproject.toml, as uv says offline, run the way `lock-current` runs it:
+    from outside the project (a pyenv shim reading `.python-version` cannot refuse to start uv), with
+    another installed interpreter when the one uv finds cannot be used. Only uv's verdict that the lock
+    is stale is a FIX; a uv that could not tell is a WARN with its reason."""
     if ctx.settings is None:
         return Line("lock", WARN, "no project: not checked", "")
-    uv = shutil.which("uv", path=ctx.environ.get("PATH"))
-    if uv is None:
+    if shutil.which("uv", path=ctx.environ.get("PATH")) is None:
         return Line("lock", WARN, "not checked: no uv", "")
+    from dockyard.project import lock  # noqa: PLC0415 - only this check reads the lock
+
     directory = ctx.settings.workspace_dir
     if not ctx.settings.lock_file.is_file():
         return Line("lock", FIX, f"no uv.lock in {directory}", "uv lock")
     try:
-        done = process.run(
-            [uv, "lock", "--check", "--offline"], cwd=directory, timeout=TIMEOUT * 2, check=False
-        )
-    except CommandTimeout:
-        return Line("lock", WARN, "`uv lock --check` took too long offline: not checked", "uv lock --check")
-    if done.returncode != 0:
-        reason = _last(done.stderr or done.stdout)
-        if "offline" in reason.lower() or "network" in reason.lower():
-            return Line("lock", WARN, f"not checked offline: {reason}", "uv lock --check")
-        return Line("lock", FIX, f"uv.lock is stale: {reason}", "uv lock")
+        lock.current(directory, lock_command="uv lock", network=False, timeout=TIMEOUT * 4)
+    except lock.LockStale as exc:
+        return Line("lock", FIX, exc.message, "uv lock")
+    except lock.LockCheckFailed as exc:
+        return Line("lock", WARN, f"not checked offline: {exc.message}", "uv lock --check")
     return Line("lock", OK, "uv.lock matches pyproject.toml")
 
 

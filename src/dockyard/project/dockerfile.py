@@ -1,4 +1,5 @@
-"""Just enough Dockerfile reading to know the stages, the declared ARGs and the final base image."""
+"""Just enough Dockerfile reading to know the stages, the declared ARGs, the final base image and
+every image the build pulls."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from dockyard.errors import UsageError
 
+# `COPY --from=X` and `RUN --mount=type=bind,from=X,...`: X is a stage, a stage's index or an image.
+_FROM_OPTION = re.compile(r"(?:^|\s|,)--(?:from|mount=(?:[^\s]*,)?from)=([^\s,]+)")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -38,6 +41,42 @@ class Dockerfile:
                 continue
             return None if base == "scratch" else base
         return None
+
+    def external_images(self, build_args: Mapping[str, str]) -> tuple[Pulled, ...]:
+        """Every image the build pulls, in order: the stages' bases and the sources of `COPY --from`
+        and `RUN --mount=from=` that are not stages, with the global ARGs substituted as the builder
+        does (their defaults, overridden by the build args given for them). Not scratch."""
+        values = {k: v for k, v in self.global_args.items() if v is not None}
+        values.update({k: v for k, v in build_args.items() if k in self.global_args})
+        stages: set[str] = set()
+        found: dict[str, Pulled] = {}
+
+        def add(written: str) -> None:
+            reference = substitute(written, values)
+            if not reference or reference.lower() in stages or reference.isdigit() or reference == "scratch":
+                return
+            whole = _VARIABLE.fullmatch(written)
+            arg = (whole.group(1) or whole.group(3)) if whole else None
+            found.setdefault(reference, Pulled(reference, arg if arg in self.global_args else None))
+
+        for keyword, rest in self.instructions:
+            if keyword == "FROM":
+                words = [w for w in rest.split() if not w.startswith("--")]
+                add(words[0] if words else "")
+                if len(words) >= 3 and words[1].upper() == "AS":
+                    stages.add(words[2].lower())
+            elif keyword in ("COPY", "RUN"):
+                for match in _FROM_OPTION.finditer(rest):
+                    add(match.group(1).strip("\"'"))
+        return tuple(found.values())
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """An image a build pulls, and the global ARG that names it (None: written into the Dockerfile)."""
+
+    reference: str
+    arg: str | None = None
 
 
 def substitute(text: str, values: Mapping[str, str]) -> str:

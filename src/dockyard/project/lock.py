@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard import git, process
-from dockyard.errors import CommandError, ConfigError, DockyardError
+from dockyard.errors import CommandError, CommandTimeout, ConfigError, DockyardError
 
 if TYPE_CHECKING:  # packaging is imported where a marker or a specifier is read
     from packaging.specifiers import SpecifierSet
@@ -66,12 +66,14 @@ def uv_binary() -> str:
     return os.environ.get("DOCKYARD_UV") or shutil.which("uv") or "uv"
 
 
-def _uv(root: Path, args: Sequence[str], *, python: str | None = None) -> process.Completed:
+def _uv(
+    root: Path, args: Sequence[str], *, python: str | None = None, timeout: float = UV_TIMEOUT
+) -> process.Completed:
     argv = [uv_binary(), "--directory", str(root), *args, "--no-python-downloads"]
     if python:
         argv += ["--python", python]
     env = {"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
-    return process.run(argv, cwd=_NEUTRAL_CWD, env=env, timeout=UV_TIMEOUT, check=False)
+    return process.run(argv, cwd=_NEUTRAL_CWD, env=env, timeout=timeout, check=False)
 
 
 def _reason(done: process.Completed) -> str:
@@ -82,25 +84,28 @@ def _reason(done: process.Completed) -> str:
     return text or f"uv exited {done.returncode} with no output"
 
 
-def _run_uv(root: Path, args: Sequence[str], *, offline: bool) -> process.Completed:
+def _run_uv(
+    root: Path, args: Sequence[str], *, offline: bool, network: bool = True, timeout: float = UV_TIMEOUT
+) -> process.Completed:
     """`uv ARGS` for the workspace at `root`, as independent of this machine as uv allows: offline
-    first (falling back to the network only when uv needs it), no Python downloads, and another
-    interpreter when the one uv finds (`.python-version`, a shim) cannot be used."""
+    first (falling back to the network only when uv needs it, and `network` allows it), no Python
+    downloads, and another interpreter when the one uv finds (`.python-version`, a shim) cannot be
+    used. `timeout` bounds each uv run."""
     python: str | None = None
 
     def attempt(arguments: list[str]) -> process.Completed:
         nonlocal python
-        done = _uv(root, arguments, python=python)
+        done = _uv(root, arguments, python=python, timeout=timeout)
         if done.returncode != 0 and python is None and _INTERPRETER.search(done.stderr + done.stdout):
             python = _compatible_python(root, done.stderr + done.stdout)
             if python is not None:
-                done = _uv(root, arguments, python=python)
+                done = _uv(root, arguments, python=python, timeout=timeout)
         return done
 
     if offline:
         done = attempt([*args, "--offline"])
         text = done.stderr + done.stdout
-        if done.returncode == 0 or not (_OFFLINE.search(text) or _NETWORK.search(text)):
+        if done.returncode == 0 or not network or not (_OFFLINE.search(text) or _NETWORK.search(text)):
             return done
     return attempt(list(args))
 
@@ -117,13 +122,34 @@ def lock(project_dir: Path) -> str:
 def check(project_dir: Path, *, lock_command: str = "dockyard lock") -> str:
     """Raise LockStale unless the workspace's uv.lock exists, matches pyproject.toml, is tracked and
     committed; LockCheckFailed when uv could not tell. `lock_command` is the advice's command."""
+    current(project_dir, lock_command=lock_command)
+    if not git.is_tracked(project_dir, "uv.lock"):
+        raise LockStale("uv.lock is not tracked by git: run `git add uv.lock` and commit it")
+    if git.has_uncommitted_changes(project_dir, "uv.lock"):
+        raise LockStale("uv.lock has uncommitted changes: commit it so builds are reproducible")
+    return "uv.lock is current and committed"
+
+
+def current(
+    project_dir: Path,
+    *,
+    lock_command: str = "dockyard lock",
+    network: bool = True,
+    timeout: float = UV_TIMEOUT,
+) -> str:
+    """Raise LockStale unless the workspace's uv.lock exists and matches pyproject.toml (uv's verdict,
+    run as independently of this machine as uv allows: see `_run_uv`); LockCheckFailed when uv could
+    not tell (no interpreter, no network when it needs one, `network=False` and it needs one, slower
+    than `timeout`). Whether uv.lock is committed is `check`'s business."""
     lock_file = project_dir / "uv.lock"
     if not lock_file.is_file():
         raise LockStale(f"{lock_file} does not exist: run `{lock_command}` and commit uv.lock")
     try:
-        done = _run_uv(project_dir, ["lock", "--check"], offline=True)
+        done = _run_uv(project_dir, ["lock", "--check"], offline=True, network=network, timeout=timeout)
     except CommandError as exc:  # uv is not installed
         raise LockCheckFailed(f"uv could not check uv.lock: {exc.message}") from None
+    except CommandTimeout:
+        raise LockCheckFailed(f"uv could not check uv.lock within {timeout:.0f} s") from None
     text = done.stderr + done.stdout
     if done.returncode != 0:
         reason = _reason(done)
@@ -137,11 +163,7 @@ def check(project_dir: Path, *, lock_command: str = "dockyard lock") -> str:
                 f"the requirements, then run `{lock_command}`"
             )
         raise LockCheckFailed(f"uv could not check uv.lock: {reason}")
-    if not git.is_tracked(project_dir, "uv.lock"):
-        raise LockStale("uv.lock is not tracked by git: run `git add uv.lock` and commit it")
-    if git.has_uncommitted_changes(project_dir, "uv.lock"):
-        raise LockStale("uv.lock has uncommitted changes: commit it so builds are reproducible")
-    return "uv.lock is current and committed"
+    return "uv.lock matches pyproject.toml"
 
 
 def _compatible_python(root: Path, message: str = "") -> str | None:
