@@ -250,24 +250,27 @@ def test_smoke_fails_on_unexpected_output(
 
 
 # The app marks itself up in /tmp; the test reads the mark, so it fails where the app is not started.
+UP = "0 if os.path.isdir('/tmp/up') else 1"
 SERVICE = """\
 FROM {good}
-HEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD ["python", "-c", "{probe}"]
+HEALTHCHECK --interval={interval} --timeout=3s --retries=2 CMD ["python", "-c", "{probe}"]
 CMD ["python", "-c", "import os, time; print('serving', flush=True); os.mkdir('/tmp/up'); time.sleep(300)"]
 """
 
 
 @pytest.mark.parametrize(
-    ("probe", "outcome", "evidence"),
+    ("probe", "interval", "outcome", "evidence"),
     [
-        ("import os; raise SystemExit(0 if os.path.isdir('/tmp/up') else 1)", Outcome.PASS, "healthy after"),
-        ("print('db down'); raise SystemExit(1)", Outcome.FAIL, "unhealthy after"),
+        (f"import os; raise SystemExit({UP})", "30s", Outcome.PASS, "healthy after"),
+        # unhealthy only after the engine's own window (2 probes 1 s apart): a shorter interval to fail fast
+        ("print('db down'); raise SystemExit(1)", "1s", Outcome.FAIL, "unhealthy after"),
     ],
-)
+)  # fmt: skip
 def test_healthcheck_gets_healthy_or_fails_with_its_log(
-    docker: engine.Engine, variant: Variant, probe: str, outcome: Outcome, evidence: str
+    docker: engine.Engine, variant: Variant, probe: str, interval: str, outcome: Outcome, evidence: str
 ) -> None:
-    settings, ref = variant("health", {"Dockerfile": SERVICE.replace("{probe}", probe)})
+    dockerfile = SERVICE.replace("{probe}", probe).replace("{interval}", interval)
+    settings, ref = variant(f"health-{interval}", {"Dockerfile": dockerfile})
     settings = dataclasses.replace(settings, service=True)
     result = run(docker, settings, ref, "healthcheck", healthcheck_timeout=30.0)["healthcheck"]
     assert result.outcome is outcome

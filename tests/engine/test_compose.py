@@ -354,7 +354,7 @@ x-app: &app
     args:
       PYTHON_IMAGE: "${PYTHON_IMAGE}"
 x-fast: &fast
-  interval: 30s
+  interval: 1s
   timeout: 3s
   retries: 2
 services:

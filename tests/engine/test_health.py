@@ -176,3 +176,24 @@ def test_a_stopped_watch_ends_at_once_and_leaves_no_container(
     assert "stopped" in str(outcome[0])
     mine = docker.client.api.containers(all=True, filters={"label": f"{engine.LABEL_RUN}={docker.run_id}"})
     assert mine == []
+
+
+# Modelled on full-stack-fastapi-template's backend: `fastapi run` needs a few seconds before it listens,
+# and its healthcheck (interval 10s, 5 retries, no start period) gives it ~50 s. Probed every 0.5 s with
+# the same 5 retries, it would be called unhealthy at ~2.5 s, before the server is up.
+SLOW_START = """\
+FROM {good}
+HEALTHCHECK --interval=10s --timeout=5s --retries=5 CMD ["python", "-c", "import os; raise SystemExit(0 if os.path.isdir('/tmp/up') else 1)"]
+CMD ["python", "-c", "import os, time; time.sleep(4); os.mkdir('/tmp/up'); print('listening', flush=True); time.sleep(300)"]
+"""  # noqa: E501 - Dockerfile lines as a user writes them
+
+
+def test_a_service_that_needs_seconds_to_start_gets_the_engines_window(
+    docker: engine.Engine, variant: Variant
+) -> None:
+    settings, ref = variant("slow-start", {"Dockerfile": SLOW_START})
+    settings = dataclasses.replace(settings, service=True)
+    result = run(docker, settings, ref, "healthcheck", healthcheck_timeout=30.0)["healthcheck"]
+    assert result.outcome is Outcome.PASS, (result.evidence, result.details)
+    healthy_after = float(result.evidence.removeprefix("healthy after ").split("s", 1)[0])
+    assert 4.0 <= healthy_after < 10.0, result.evidence  # as soon as it listens, not at the first 10 s probe

@@ -237,3 +237,28 @@ def test_turned_off_checks_are_skip_rows_with_the_reason(tmp_path: Path) -> None
     # Under --only, only what was asked for is reported (the report says so in its meta).
     only = gather.build_failed_report(settings, error, gather.VerifyOptions(only=("builds",)))
     assert [r.check_id for r in only.results] == ["builds"]
+
+
+def test_probing_faster_keeps_the_engines_window_before_unhealthy() -> None:
+    # A FastAPI service that needs ~4 s to listen, under a compose healthcheck of interval 10s and 5
+    # retries (no start period): the engine calls it unhealthy only after ~50 s, so the watched
+    # container, probed every 0.5 s, gets those 50 s as its start period, not 5 x 0.5 s.
+    test = health.HealthTest.from_compose(
+        {
+            "test": ["CMD", "curl", "-f", "http://localhost:8000/"],
+            "interval": "10s",
+            "timeout": "5s",
+            "retries": 5,
+        }
+    )
+    assert test is not None
+    assert test.window == 50.0
+    override = test.engine_override()
+    assert (override["interval"], override["retries"]) == (500_000_000, 5)
+    assert override["start_period"] == 50_000_000_000
+    # An image's HEALTHCHECK: its start period comes first; unset values are the engine's defaults.
+    image = health.HealthTest.from_image(
+        {"Test": ["CMD", "true"], "StartPeriod": 5_000_000_000, "Interval": 2_000_000_000, "Retries": 2}
+    )
+    assert image.engine_override()["start_period"] == 9_000_000_000
+    assert health.HealthTest(test=("CMD", "true")).window == 90.0  # 3 retries, 30 s apart

@@ -9,7 +9,12 @@ command (uvicorn, gunicorn, `fastapi run`, `manage.py runserver`...) in ENTRYPOI
 The live run overrides the test's interval with a short one (`PROBE_INTERVAL`), so a container reports
 `healthy` within a second or two instead of after the image's own interval, and after its first
 `healthy` it must stay running and healthy for three more probes and at least 2 s (or
-`healthcheck-settle` seconds): a container that is healthy at 1.2 s and exits at 3 s fails.
+`healthcheck-settle` seconds): a container that is healthy at 1.2 s and exits at 3 s fails. Probing
+faster must not shorten the time the app has to start: the engine calls a container unhealthy only
+after its start period and `retries` failed probes an interval apart, so the watched container gets
+that whole window as its start period (a server that needs 4 s is healthy under `--interval=10s
+--retries=5`, and so it is here); a running app that never gets healthy is judged at the end of that
+window, or of `healthcheck-timeout` if sooner.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ SETTLE_PROBES = 3  # probes that must pass after the first `healthy`, by default
 SETTLE_MIN = 2.0  # ...and at least this many seconds: healthy at 1.2 s and gone at 3 s must fail
 POLL = 0.2  # seconds between looks at the container's state
 DEFAULT_PROBE_TIMEOUT = 5.0  # a test without its own timeout (the engine's default is 30 s)
+ENGINE_INTERVAL = 30.0  # the engine's defaults for a healthcheck that sets no interval...
+ENGINE_RETRIES = 3  # ...or no retries
 VACUITY_TIMEOUT = 10.0  # at most this long for the run of the test where the app is not started
 
 # Executables that serve: a command running one of them listens, whatever its arguments.
@@ -152,6 +159,7 @@ class HealthTest:
     timeout: float | None = None
     retries: int | None = None
     start_period: float | None = None
+    interval: float | None = None
 
     @classmethod
     def from_image(cls, healthcheck: Mapping[str, Any]) -> HealthTest:
@@ -167,6 +175,7 @@ class HealthTest:
             timeout=seconds("Timeout"),
             retries=retries if isinstance(retries, int) and retries else None,
             start_period=seconds("StartPeriod"),
+            interval=seconds("Interval"),
         )
 
     @classmethod
@@ -183,6 +192,7 @@ class HealthTest:
             timeout=parse_duration(raw.get("timeout")),
             retries=retries if isinstance(retries, int) and retries else None,
             start_period=parse_duration(raw.get("start_period")),
+            interval=parse_duration(raw.get("interval")),
         )
 
     @property
@@ -225,14 +235,23 @@ class HealthTest:
     def probe_timeout(self) -> float:
         return self.timeout or DEFAULT_PROBE_TIMEOUT
 
+    @property
+    def window(self) -> float:
+        """Seconds the engine gives the app before calling it unhealthy: the start period, then
+        `retries` failed probes an interval apart (the engine's defaults where unset)."""
+        retries = self.retries or ENGINE_RETRIES
+        return (self.start_period or 0.0) + (self.interval or ENGINE_INTERVAL) * retries
+
     def engine_override(self) -> dict[str, Any]:
-        """The healthcheck a watched container runs: this test, probed every `PROBE_INTERVAL`."""
+        """The healthcheck a watched container runs: this test, probed every `PROBE_INTERVAL`, with the
+        engine's whole window before unhealthy as its start period (failures inside a start period do
+        not count, a success counts at once), so probing faster never leaves the app less time."""
         return {
             "test": list(self.test),
             "interval": int(PROBE_INTERVAL * 1e9),
             "timeout": int(self.probe_timeout * 1e9),
-            "retries": self.retries or 3,
-            "start_period": int((self.start_period or 0) * 1e9),
+            "retries": self.retries or ENGINE_RETRIES,
+            "start_period": int(self.window * 1e9),
         }
 
 
