@@ -375,3 +375,20 @@ def test_a_project_that_already_depends_on_dockyard_gets_no_uv_add(tmp_path: Pat
     (root / "pyproject.toml").write_text(text)
     assert apply.declares_dockyard(read_project(root))
     assert apply.plan(root, Options()).commands == ()
+
+
+def test_a_dry_run_shows_every_file_before_it_names_the_conflict(tmp_path: Path) -> None:
+    # A public project has its own .dockerignore (and Dockerfiles under docker/): the dry run still shows
+    # everything init would write, marks the file that differs, and then stops as a real run would.
+    root = _projects(tmp_path)["web"]
+    (root / ".dockerignore").write_text(".venv/\n__pycache__/\n")
+    before = _snapshot(root)
+    out = io.StringIO()
+    with pytest.raises(apply.InitConflict, match=r"\.dockerignore exists and differs .*nothing was written"):
+        apply.run(root, Options(), Console(file=out, width=200), dry_run=True, add=False)
+    shown = out.getvalue()
+    assert "differs (--force would replace it): .dockerignore" in shown
+    for name in ("Dockerfile", "tasks.py", "noxfile.py"):
+        assert f"would create: {name}" in shown, name
+    assert "would append: pyproject.toml" in shown
+    assert _snapshot(root) == before

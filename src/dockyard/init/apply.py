@@ -296,17 +296,15 @@ def run(
     first = plan(directory, options, force=force, source=source, add=add)
     project = first.inference.project
     show_inference(first.inference, console)
+    if dry_run:  # every file or diff, the conflicting ones marked; then the conflict, if any
+        _print_dry_run(first, console)
+        if first.conflicts:
+            raise _conflict(first, project.directory, "nothing was written")
+        return first
     if first.conflicts:
         for change in first.conflicts:
             console.print(diff(change, project.directory), markup=False, highlight=False, end="")
-        names = ", ".join(_shown(c.path, project.directory) for c in first.conflicts)
-        verbs = "exists and differs" if len(first.conflicts) == 1 else "exist and differ"
-        raise InitConflict(
-            f"{names} {verbs} from what init writes (diff above): nothing was changed; --force overwrites"
-        )
-    if dry_run:
-        _print_dry_run(first, console)
-        return first
+        raise _conflict(first, project.directory, "nothing was changed")
     _check_writable(first.files)
     done = first
     if first.commands:
@@ -328,6 +326,12 @@ def run(
     return done
 
 
+def _conflict(result: Plan, base: Path, outcome: str) -> InitConflict:
+    names = ", ".join(_shown(c.path, base) for c in result.conflicts)
+    verbs = "exists and differs" if len(result.conflicts) == 1 else "exist and differ"
+    return InitConflict(f"{names} {verbs} from what init writes (diff above): {outcome}; --force overwrites")
+
+
 def _print_dry_run(result: Plan, console: Console) -> None:
     base = result.inference.project.directory
     for argv in result.commands:
@@ -336,7 +340,10 @@ def _print_dry_run(result: Plan, console: Console) -> None:
         if not change.changes:
             console.print(f"unchanged: {_shown(change.path, base)}", markup=False)
             continue
-        console.print(f"would {change.how}: {_shown(change.path, base)}", markup=False)
+        if change in result.conflicts:
+            console.print(f"differs (--force would replace it): {_shown(change.path, base)}", markup=False)
+        else:
+            console.print(f"would {change.how}: {_shown(change.path, base)}", markup=False)
         console.print(diff(change, base), markup=False, highlight=False, end="")
     if result.commands:
         console.print(
