@@ -58,6 +58,35 @@ def test_python_is_the_closest_allowed_to_the_default(tmp_path: Path, spec: str,
     assert infer.infer_python(read_project(tmp_path), None).value == chosen
 
 
+def test_python_is_one_the_lock_has_compiled_wheels_for(tmp_path: Path) -> None:
+    # astral-sh/uv-fastapi-example: requires-python ">=3.12", locked in 2024 with httptools and uvloop
+    # wheels up to CPython 3.12 only. 3.13 would build them from source (no gcc in the slim base: the
+    # image does not build); 3.12, which the project allows, installs wheels.
+    cp312 = "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64"
+    root = packaged_project(
+        tmp_path / "app",
+        "api",
+        ["fastapi", "uvloop"],
+        locked=[Locked("uvloop", wheels=(cp312,))],
+        packaged=False,
+    )
+    text = (root / "pyproject.toml").read_text().replace('">=3.11"', '">=3.12"')
+    (root / "pyproject.toml").write_text(text)
+    result = inferred(root)
+    assert result.python == "3.12"
+    assert "3.13 would build uvloop from source" in fact(result, "python")
+    assert not any("uvloop" in note for note in result.notes)
+    # With wheels for 3.13 too, the default stands.
+    both = packaged_project(
+        tmp_path / "both",
+        "api",
+        ["fastapi", "uvloop"],
+        locked=[Locked("uvloop", wheels=(cp312, CP313_LINUX))],
+        packaged=False,
+    )
+    assert inferred(both).python == "3.13"
+
+
 def test_python_flag_wins_and_a_bad_one_is_refused(tmp_path: Path) -> None:
     root = packaged_project(tmp_path, "cli-app", scripts={"cli-app": "cli_app:main"})
     assert inferred(root, Options(python="3.12")).python == "3.12"

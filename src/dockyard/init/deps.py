@@ -142,6 +142,22 @@ def system_packages(
     return unique(runtime_pkgs), unique(build_pkgs), notes
 
 
+def source_builds(project: Project, python: str) -> list[str]:
+    """Runtime packages uv.lock has wheels for, but none for CPython `python` on Linux: built from
+    source there, most likely compiled code (needing gcc and headers the slim base lacks)."""
+    if project.lock is None:
+        return []
+    tags = target_tags(python)
+    built = []
+    for name in sorted(runtime_set(project, python)):
+        package = project.lock.get(name)
+        if package is None or package.source_kind != "registry" or not package.has_sdist:
+            continue
+        if package.wheels and wheel_for(package, tags) is None:
+            built.append(name)
+    return built
+
+
 def unique(packages: list[SystemPackage]) -> list[SystemPackage]:
     seen: dict[str, SystemPackage] = {}
     for package in packages:

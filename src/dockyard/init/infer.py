@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,12 @@ def _version_tuple(text: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def infer_python(project: Project, override: str | None) -> Fact:
-    """--python, else .python-version (what uv runs the project with), else requires-python."""
+def infer_python(
+    project: Project, override: str | None, *, source_builds: Callable[[str], list[str]] | None = None
+) -> Fact:
+    """--python, else .python-version (what uv runs the project with), else requires-python: the
+    version closest to the default that it allows and for which uv.lock has every wheel it has for any
+    Python (`source_builds(version)` names the packages that would be built from source instead)."""
     if override:
         wanted = _version_tuple(override)
         if wanted is None:
@@ -76,8 +80,18 @@ def infer_python(project: Project, override: str | None) -> Fact:
             f"requires-python {project.requires_python!r} allows no Python with an official slim image "
             f"({known}): pass --python X.Y"
         )
-    chosen = min(allowed, key=lambda v: abs(v[1] - DEFAULT_PYTHON[1]))
+    ranked = sorted(allowed, key=lambda v: abs(v[1] - DEFAULT_PYTHON[1]))  # stable: older first on ties
+    chosen = ranked[0]
     rule = "the default" if chosen == DEFAULT_PYTHON else "the closest to the default it allows"
+    built = source_builds(_dotted(chosen)) if source_builds else []
+    for candidate in ranked[1:] if built else ():
+        if not source_builds or source_builds(_dotted(candidate)):
+            continue
+        why = (
+            f'requires-python "{project.requires_python}": the closest to the default for which uv.lock '
+            f"has every wheel ({_dotted(chosen)} would build {', '.join(built)} from source)"
+        )
+        return Fact("python", _dotted(candidate), why)
     return Fact("python", _dotted(chosen), f'requires-python "{project.requires_python}" ({rule})')
 
 
@@ -293,7 +307,9 @@ def infer(
     compose_note: str | None = None,
 ) -> Inference:
     """Decide everything the image needs; flags first, then configuration, then the project."""
-    python = infer_python(project, options.python)
+    python = infer_python(
+        project, options.python, source_builds=lambda version: deps.source_builds(project, version)
+    )
     uv = infer_uv(project)
     runtime = deps.runtime_set(project, python.value)
     lock, git_build = deps.lock_flag(project, runtime, adding)
