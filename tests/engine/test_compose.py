@@ -15,6 +15,7 @@ from dockyard.build import buildkit as build
 from dockyard.build import stack as stacks
 from dockyard.cli import run_boundary
 from dockyard.errors import UsageError
+from dockyard.project import compose
 from dockyard.results import Outcome
 from dockyard.verify import compose as compose_checks
 from dockyard.verify.gather import VerifyOptions
@@ -421,3 +422,23 @@ def test_service_healthchecks_run_with_the_services_command_and_a_failed_build_s
     assert rows["up", "built"].outcome is Outcome.PASS
     broken_image = f"dockyard-test-{TEST_RUN}-health-broken:latest"
     assert rows[broken_image, "healthcheck"].outcome is Outcome.SKIP
+
+
+def test_a_compose_file_above_the_project_that_compose_rejects_is_named(
+    docker: engine.Engine, tmp_path: Path
+) -> None:
+    # rodrigowb4ey/dataset-processor: docker-compose.yml at the repository root, the service project in
+    # dataset_processor_api/, and an env_file (.env) a fresh clone does not have yet.
+    root = tmp_path / "repo"
+    project = root / "api"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "api"\nversion = "1.0"\n')
+    (root / "docker-compose.yml").write_text(
+        "services:\n  api:\n    build: ./api\n    env_file:\n      - .env\n"
+    )
+    settings = config.load(project)
+    with pytest.raises(UsageError) as raised:
+        compose.resolve(docker, settings, ())
+    message = raised.value.message
+    assert message.startswith(f"{root / 'docker-compose.yml'} is not a valid compose model"), message
+    assert ".env" in message

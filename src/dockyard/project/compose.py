@@ -24,7 +24,7 @@ from dockyard import process
 from dockyard.config import Settings
 from dockyard.engine import Engine
 from dockyard.errors import EngineUnavailable, UsageError
-from dockyard.project.discover import confine_compose
+from dockyard.project.discover import COMPOSE_NAMES, confine_compose
 
 CONFIG_TIMEOUT = 120.0
 
@@ -344,7 +344,7 @@ def resolve(
                 f"no compose file in {settings.project_dir}: add compose.yaml, set "
                 "[tool.dockyard.compose] files, or pass --file"
             )
-        where = ", ".join(f.name for f in files) or f"the compose file in {settings.project_dir}"
+        where = ", ".join(f.name for f in files) or _default_file(settings.project_dir)
         raise UsageError(
             f"{where} is not a valid compose model: {reason}; fix it (`docker compose config` checks it)"
         )
@@ -374,6 +374,16 @@ def compose_warnings(stderr: str) -> tuple[str, ...]:
         if text not in found:
             found.append(text)
     return tuple(found)
+
+
+def _default_file(project_dir: Path) -> str:
+    """The file Compose reads when none is named: the first of its names in the project's directory or
+    the nearest one above it (as Compose looks)."""
+    for directory in (project_dir, *project_dir.parents):
+        for name in COMPOSE_NAMES:
+            if (directory / name).is_file():
+                return str(directory / name)
+    return f"the compose file in {project_dir}"
 
 
 def _shown(path: Path, base: Path) -> str:
