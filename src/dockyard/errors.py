@@ -51,6 +51,11 @@ class BuildFailed(CommandError):
     """An image build failed; `detail` holds the failing step's output."""
 
 
+class BaseImageUnavailable(BuildFailed):
+    """A build could not start: an image it pulls (a base, a `--from` image) could not be had from its
+    registry. Not the Dockerfile's fault: a check reports it as an ERROR, not a FAIL."""
+
+
 class ImageNotFound(UsageError):
     """The image reference names no local image."""
 

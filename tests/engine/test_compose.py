@@ -442,3 +442,42 @@ def test_a_compose_file_above_the_project_that_compose_rejects_is_named(
     message = raised.value.message
     assert message.startswith(f"{root / 'docker-compose.yml'} is not a valid compose model"), message
     assert ".env" in message
+
+
+UNPULLABLE_COMPOSE = """\
+services:
+  api:
+    build:
+      context: .
+      args:
+        PYTHON_IMAGE: "${PYTHON_IMAGE}"
+    command: ["python3", "-c", "print('up')"]
+  web:
+    build: ./web
+"""
+
+
+def test_a_service_whose_base_image_cannot_be_pulled_is_an_error_and_stops_nothing(
+    docker: engine.Engine, tmp_path: Path
+) -> None:
+    # dataset-processor and full-stack-fastapi-template build a Node frontend beside the Python service;
+    # where its registry does not answer, that is not a finding about the Dockerfile: ERROR, not FAIL,
+    # and the Python service is still built and checked.
+    root = tmp_path / "unpullable"
+    settings = stack_project(root, UNPULLABLE_COMPOSE, HEALTH_DOCKERFILE)
+    (root / "web").mkdir()
+    (root / "web" / "Dockerfile").write_text('FROM registry.invalid/acme/node:22-alpine\nCMD ["node"]\n')
+    report = compose_checks.verify_compose(
+        docker,
+        settings,
+        console=quiet_console(),
+        options=options("unpullable"),
+        checks=VerifyOptions(only=("command",)),
+    )
+    rows = {(r.subject, r.check_id): r for r in report.results}
+    web = rows["web", "built"]
+    assert web.outcome is Outcome.ERROR, web.evidence
+    assert "registry.invalid/acme/node:22-alpine could not be pulled" in web.evidence
+    assert rows["web", "command"].outcome is Outcome.SKIP
+    assert rows["api", "built"].outcome is Outcome.PASS, rows["api", "built"].evidence
+    assert rows["api", "command"].outcome is Outcome.PASS, rows["api", "command"].evidence

@@ -122,6 +122,30 @@ def test_failing_step_is_extracted_from_plain_progress() -> None:
     assert "groupadd" not in detail
 
 
+# dataset-processor's web service (node:22-alpine) on a machine no registry answers, as the engine's
+# built-in BuildKit prints it.
+PULL_FAILURE = """\
+#1 [internal] load build definition from Dockerfile
+#1 DONE 0.1s
+
+#3 [internal] load metadata for docker.io/library/node:22-alpine
+#3 sha256:2f8a
+#3 ERROR: failed to do request: Head "https://registry-1.docker.io/v2/library/node/manifests/22-alpine": \
+dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host
+------
+ > [internal] load metadata for docker.io/library/node:22-alpine:
+------
+failed to solve with frontend dockerfile.v0: failed to create LLB definition: failed to do request: Head \
+"https://registry-1.docker.io/v2/library/node/manifests/22-alpine": dial tcp: lookup registry-1.docker.io \
+on 10.255.255.53:53: no such host
+"""
+
+
+def test_an_image_the_build_could_not_pull_is_named() -> None:
+    assert build.unpullable(PULL_FAILURE) == "docker.io/library/node:22-alpine"
+    assert build.unpullable(BUILDKIT_FAILURE) is None  # a step that ran and failed: the Dockerfile's
+
+
 def test_steps_record_cache_hits_and_errors() -> None:
     steps = build.parse_steps(BUILDKIT_FAILURE)
     assert [(s.number, s.cached, s.error) for s in steps] == [

@@ -19,7 +19,7 @@ from dockyard import git, process, registry
 from dockyard.build import push
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, BuildkitPath, Cli, Engine
-from dockyard.errors import BuildFailed, UsageError
+from dockyard.errors import BaseImageUnavailable, BuildFailed, UsageError
 from dockyard.image import metadata as images
 from dockyard.project import dockerfile
 
@@ -338,6 +338,24 @@ def parse_steps(output: str) -> tuple[Step, ...]:
     )
 
 
+_METADATA = re.compile(r"\[internal\] load metadata for (\S+)")
+_LLB_PREFIX = re.compile(r"^(failed to solve with frontend \S+: )?(failed to create LLB definition: )?")
+
+
+def unpullable(output: str) -> str | None:
+    """The image whose metadata BuildKit could not load (its registry unreachable, the name unknown,
+    access refused), from plain progress; None when the build failed otherwise."""
+    names: dict[int, str] = {}
+    for line in output.splitlines():
+        if match := _STEP_LINE.match(line):
+            number, text = int(match.group(1)), match.group(2)
+            if found := _METADATA.match(text):
+                names[number] = found.group(1)
+            elif text.startswith("ERROR") and number in names:
+                return names[number]
+    return None
+
+
 def failing_step(output: str, *, limit: int = 40) -> tuple[str, str]:
     """(one-line reason, the failing step's output) from BuildKit's plain progress."""
     lines = output.splitlines()
@@ -371,6 +389,12 @@ def build(
         seconds = time.monotonic() - start
         if done.returncode != 0 or not iidfile.is_file():
             reason, detail = failing_step(done.stdout)
+            if image := unpullable(done.stdout):
+                why = _LLB_PREFIX.sub("", reason)
+                raise BaseImageUnavailable(
+                    f"build of {request.dockerfile} could not start: {image} could not be pulled ({why})",
+                    argv=argv, returncode=done.returncode, output=detail,
+                )  # fmt: skip
             raise BuildFailed(
                 f"build of {request.dockerfile} failed: {reason}",
                 argv=argv, returncode=done.returncode, output=detail,

@@ -41,7 +41,7 @@ from dockyard.build.stack import (
 )
 from dockyard.config import Settings, for_build
 from dockyard.engine import Engine, first_line
-from dockyard.errors import BuildFailed, DockyardError
+from dockyard.errors import BaseImageUnavailable, BuildFailed, DockyardError
 from dockyard.image import metadata as images
 from dockyard.project.compose import BuildGroup, Service, interpolation_environment
 from dockyard.results import CheckResult, Outcome, Report
@@ -559,7 +559,8 @@ def _built_result(item: ServiceBuild) -> CheckResult:
 def _failed_build_result(service: Service, failure: FailedBuild) -> CheckResult:
     error = failure.error
     detail = error.detail.splitlines() if isinstance(error, BuildFailed) else []
-    outcome = Outcome.FAIL if isinstance(error, BuildFailed) else Outcome.ERROR
+    failed = isinstance(error, BuildFailed) and not isinstance(error, BaseImageUnavailable)
+    outcome = Outcome.FAIL if failed else Outcome.ERROR
     first = failure.group.services[0].name
     how = "" if first == service.name else f" (the build of {first}, shared)"
     return _row("built", service.name, outcome, f"{error.message}{how}", detail)

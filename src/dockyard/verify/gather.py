@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 from dockyard import fsutil, git, interrupt
 from dockyard.config import Settings
 from dockyard.engine import Engine, first_line
-from dockyard.errors import BuildFailed, ConfigError, DockyardError, ImageNotFound, UsageError
+from dockyard.errors import (
+    BaseImageUnavailable,
+    BuildFailed,
+    ConfigError,
+    DockyardError,
+    ImageNotFound,
+    UsageError,
+)
 from dockyard.image import metadata as images
 from dockyard.project import discover as discovery
 from dockyard.project.dockerfile import Dockerfile
@@ -177,10 +184,15 @@ def build_failed_report(settings: Settings, error: DockyardError, options: Verif
     build could not run at all), the rest skip."""
 
     def judge(check: verdicts.Check) -> CheckResult:
-        if check.id == "builds" and isinstance(error, BuildFailed):
+        if (
+            check.id == "builds"
+            and isinstance(error, BuildFailed)
+            and not isinstance(error, BaseImageUnavailable)
+        ):
             return _row(check, verdicts.failed(error.message, *error.detail.splitlines()), settings.image)
-        if check.id == "builds":
-            return _row(check, verdicts.Verdict(Outcome.ERROR, error.message), settings.image)
+        if check.id == "builds":  # it could not run: an image it pulls could not be had, say
+            detail = tuple(error.detail.splitlines()) if isinstance(error, BuildFailed) else ()
+            return _row(check, verdicts.Verdict(Outcome.ERROR, error.message, detail), settings.image)
         return _row(check, verdicts.skipped("the image did not build"), settings.image)
 
     return Report(f"verify-image {settings.image}", _rows(settings, options, settings.image, judge))
