@@ -117,7 +117,18 @@ def test_a_service_without_a_healthcheck_fails_and_a_job_skips(tmp_path: Path) -
     result = compose_checks.health_result(web, settings(tmp_path))
     assert result.outcome is Outcome.FAIL
     assert "no healthcheck: neither the compose file nor the image sets one" in result.evidence
-    assert "service: inferred from ports/expose/EXPOSE 8000/tcp" in result.evidence
+    assert "service: inferred from ports/expose 8000/tcp" in result.evidence
+    # Each reason names where it was found: uv-docker-example publishes 8000 and its image exposes
+    # nothing; an image's EXPOSE alone says EXPOSE.
+    published = subject(image_info(ExposedPorts={}), ports=("8000/tcp",))
+    assert (
+        "inferred from ports/expose 8000/tcp,"
+        in compose_checks.health_result(published, settings(tmp_path)).evidence
+    )
+    exposed = subject(image_info())
+    assert (
+        "inferred from EXPOSE 8000/tcp," in compose_checks.health_result(exposed, settings(tmp_path)).evidence
+    )
     # A worker of the same image: its own command, so the image's EXPOSE says nothing about it.
     worker = subject(image_info(), name="worker", command=("celery", "-A", "acme", "worker"))
     result = compose_checks.health_result(worker, settings(tmp_path))

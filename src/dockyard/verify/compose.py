@@ -284,13 +284,17 @@ class _Subject:
         """Service or job from what the compose file says of it: its ports, a healthcheck, a server
         command; the image's EXPOSE counts only when the service runs the image's own command."""
         own_command = self.service.command is None and self.service.entrypoint is None
-        exposed = (*self.service.ports, *(self.info.exposed_ports if own_command else ()))
+        published = tuple(self.service.ports)
+        image_only = tuple(p for p in (self.info.exposed_ports if own_command else ()) if p not in published)
+        exposed_as = "ports/expose" if not own_command else "ports/expose/EXPOSE"  # where none is found
+        if published or image_only:  # name where they were found
+            exposed_as = "ports/expose" if not image_only else "EXPOSE" if not published else exposed_as
         return health.infer_role(
             None,
-            exposed=tuple(dict.fromkeys(exposed)),
+            exposed=tuple(dict.fromkeys((*published, *image_only))),
             healthcheck=self.test is not None,
             command=self.argv,
-            exposed_as="ports/expose" if not own_command else "ports/expose/EXPOSE",
+            exposed_as=exposed_as,
             healthcheck_as="healthcheck",
             command_as="its command",
             job_hint="publish its port (`ports:`/`expose:`) or give it a `healthcheck:` if it serves",
