@@ -152,6 +152,23 @@ def test_locked_runtime_reports_missing_extra_and_mismatched(facts: Facts) -> No
     assert "pip" not in verdict.evidence
 
 
+def test_locked_runtime_notes_a_file_another_locked_distribution_installed_over(facts: Facts) -> None:
+    # fastapi and fastapi-cli both install bin/fastapi (uv-fastapi-example): the probe moves it to
+    # `overwritten`, and the check notes it rather than failing the environment uv installed.
+    rich = next(d for d in active_dists(facts) if d["name"] == "rich")
+    rich["record"] = {
+        "checked": 3, "hashed": 3, "missing": [], "missing_count": 0, "changed": [], "changed_count": 0,
+        "overwritten": [{"path": "/app/.venv/bin/rich", "by": "humanize"}],
+    }  # fmt: skip
+    verdict = python_checks.check_locked_runtime(facts)
+    assert verdict.outcome is Outcome.PASS, verdict.evidence
+    assert "rich: /app/.venv/bin/rich is humanize's, installed over it (both install it)" in verdict.details
+    rich["record"] = {**rich["record"], "changed": ["/app/.venv/bin/rich"], "changed_count": 1}
+    verdict = python_checks.check_locked_runtime(facts)
+    assert verdict.outcome is Outcome.FAIL
+    assert "1 file(s) changed since installed (/app/.venv/bin/rich)" in verdict.evidence
+
+
 def test_imports_and_smoke_fail_on_recorded_errors(facts: Facts) -> None:
     probe_of(facts)["imports"] = [{"module": "dockyard", "ok": False, "error": "ImportError: boom"}]
     probe_of(facts)["commands"] = [

@@ -56,6 +56,9 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
         site, "slimmed", {"slimmed/__init__.py": "", "slimmed/tests/test_it.py": "", "slimmed/py.typed": ""}
     )
     (site / "slimmed" / "tests" / "test_it.py").unlink()  # a slimming step removed tests: fine
+    # fastapi and fastapi-cli both install the console script bin/fastapi: the last one wins
+    install(site, "cli-a", {"cli_a/__init__.py": "", "../bin/both": "from cli_a import main\n"})
+    install(site, "cli-b", {"cli_b/__init__.py": "", "../bin/both": "from cli_b import main\n"})
     write(root / "vendor" / "shadowed" / "__init__.py", "VERSION = 'vendored'\n")  # first on PYTHONPATH
     write(root / "work" / "only_here" / "__init__.py", "")  # importable only from the working directory
     script = write(
@@ -86,7 +89,7 @@ def answer(tree: Path) -> dict[str, Any]:
             {"argv": ["svc"], "timeout": 20},
             {"argv": ["sh", "-c", "echo $APP_MODE; pwd"], "timeout": 20},
         ],
-        "verify_records": ["svc", "shadowed", "gutted", "edited", "slimmed"],
+        "verify_records": ["svc", "shadowed", "gutted", "edited", "slimmed", "cli-a", "cli-b"],
         "walk_roots": [str(tree)],
         "which": ["svc"],
     }
@@ -162,6 +165,17 @@ def test_record_verification_finds_deleted_and_changed_files(answer: dict[str, A
     assert (slimmed["missing_count"], slimmed["pruned"]) == (0, 1)
     svc = dist(answer, "svc")["record"]
     assert (svc["missing_count"], svc["changed_count"], svc["hashed"]) == (0, 0, 2)
+
+
+def test_a_file_another_distribution_installed_over_is_overwritten_not_changed(
+    answer: dict[str, Any], tree: Path
+) -> None:
+    first, last = dist(answer, "cli-a")["record"], dist(answer, "cli-b")["record"]
+    both = str(tree / "bin" / "both")
+    assert (first["changed_count"], first["overwritten"]) == (0, [{"path": both, "by": "cli-b"}])
+    assert (last["changed_count"], last.get("overwritten")) == (0, None)
+    # a file changed by hand is still changed, whatever else is installed
+    assert dist(answer, "edited")["record"]["changed_count"] == 1
 
 
 def test_top_level_imports_resolve_to_the_distributions_files_or_not(

@@ -157,6 +157,8 @@ def check_locked_runtime(facts: Facts) -> Verdict:
             hashed += record.get("hashed", 0)
         if record.get("pruned"):
             notes.append(f"{name}: {record['pruned']} prunable file(s) removed (tests, stubs, bytecode)")
+        for item in record.get("overwritten") or []:
+            notes.append(f"{name}: {item['path']} is {item['by']}'s, installed over it (both install it)")
         if dist.get("editable"):
             notes.append(f"{name}: an editable install; its files are not verified")
     if problems:

@@ -277,12 +277,53 @@ def _distributions_at(entry: str, verify: set[str] | None, cache: PycCache) -> l
     from importlib import metadata  # noqa: PLC0415 - fails alone, inside its section
 
     found = []
-    for dist in metadata.distributions(path=[entry]):
+    dists = list(metadata.distributions(path=[entry]))
+    for dist in dists:
         name = _dist_name(dist)
         wanted = verify is not None and (name in verify or "*" in verify)
         found.append(distribution_record(dist, cache, verify=wanted))
+    if any((r.get("record") or {}).get("changed_count") for r in found):
+        _settle_overwrites(found, dists)
     found.sort(key=lambda r: (str(r["name"]), str(r["version"])))
     return found
+
+
+def _settle_overwrites(found: list[dict[str, Any]], dists: list[Any]) -> None:
+    """A file two distributions of one environment both install (a console script: fastapi and
+    fastapi-cli both write bin/fastapi) holds what the one installed last wrote: for the other it was
+    overwritten, not changed. Such files move from ``changed`` to ``overwritten`` (with their owner)."""
+    owners: dict[str, list[tuple[str, str]]] = {}
+    for dist in dists:
+        try:
+            name, (_, rows, _) = _dist_name(dist), _listed(dist)
+        except Exception:  # noqa: S112 - broken metadata is reported by distribution_record
+            continue
+        for path, digest, _ in rows:
+            if digest.startswith("sha256="):
+                owners.setdefault(os.path.realpath(path), []).append((str(name), digest[len("sha256=") :]))
+    for record in found:
+        check = record.get("record") or {}
+        if not check.get("changed_count"):
+            continue
+        kept, moved = [], []
+        for path in check.get("changed", []):
+            try:
+                actual = _sha256_b64(path)
+            except OSError:
+                kept.append(path)
+                continue
+            by = next(
+                (n for n, d in owners.get(os.path.realpath(path), []) if n != record["name"] and d == actual),
+                None,
+            )
+            if by is None:
+                kept.append(path)
+            else:
+                moved.append({"path": path, "by": by})
+        if moved:
+            check["changed"] = kept
+            check["changed_count"] -= len(moved)
+            check["overwritten"] = moved
 
 
 def environment(path: str, active: bool, verify: set[str] | None = None) -> dict[str, Any]:
