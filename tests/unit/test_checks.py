@@ -192,6 +192,23 @@ def test_runtime_env_rejects_shell_form_and_missing_settings(facts: Facts) -> No
     assert "`/bin/sh -c dockyard serve` keeps a shell as PID 1" in verdict.evidence
 
 
+def test_runtime_env_takes_pythons_switches_as_python_does(facts: Facts) -> None:
+    # carderne/postmodern-mono: `ENV PYTHONUNBUFFERED=True`, which Python takes as set (an integer is
+    # its own truth, any other non-empty value is on); 0 and empty are off, and a setting that is not a
+    # switch must match.
+    switched = with_image(facts, env={**facts.image.env, "PYTHONUNBUFFERED": "True"})
+    verdict = runtime_checks.check_runtime_env(switched)
+    assert verdict.outcome is Outcome.PASS, verdict.evidence
+    assert "note: PYTHONUNBUFFERED=True does what PYTHONUNBUFFERED=1 does" in " ".join(verdict.details)
+    empty = with_image(facts, env={**facts.image.env, "PYTHONUNBUFFERED": ""})
+    assert "PYTHONUNBUFFERED= (expected 1)" in runtime_checks.check_runtime_env(empty).evidence
+    zero = with_image(facts, env={**facts.image.env, "PYTHONUNBUFFERED": "0"})
+    assert "PYTHONUNBUFFERED=0 (expected 1)" in runtime_checks.check_runtime_env(zero).evidence
+    other = with_verify(facts, env={"APP_ENV": "production"})
+    other = with_image(other, env={**facts.image.env, "APP_ENV": "True"})
+    assert "APP_ENV=True (expected production)" in runtime_checks.check_runtime_env(other).evidence
+
+
 def test_stray_files_fail_and_a_truncated_walk_is_an_error(facts: Facts) -> None:
     probe_of(facts)["stray_files"] = [{"path": "/app/.env", "reason": ".env", "size": 12}]
     verdict = file_checks.check_no_stray_files(facts)

@@ -249,6 +249,31 @@ def _pid1_problem(image: ImageInfo, app: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Python's switches, read as CPython reads them: an integer is its own truth (0 is off), any other
+# non-empty value is on (`PYTHONUNBUFFERED=True` is as good as 1), empty or unset is off.
+PYTHON_SWITCHES = frozenset({
+    "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "PYTHONSAFEPATH",
+    "PYTHONFAULTHANDLER", "PYTHONDEVMODE",
+})  # fmt: skip
+
+
+def _switched_on(value: str | None) -> bool:
+    if not value:
+        return False
+    try:
+        return int(value) != 0
+    except ValueError:
+        return True
+
+
+def _same_setting(key: str, actual: str | None, expected: str) -> bool:
+    """Whether `key=actual` does what `key=expected` asks: equal, or a Python switch both turn on (or
+    both leave off)."""
+    if actual == expected:
+        return True
+    return key in PYTHON_SWITCHES and _switched_on(actual) == _switched_on(expected)
+
+
 def check_runtime_env(facts: Facts) -> Verdict:
     image, verify = facts.image, facts.settings.verify
     probe = require(facts.probe)
@@ -257,9 +282,13 @@ def check_runtime_env(facts: Facts) -> Verdict:
     problems = [
         f"{key}={image.env.get(key, '<unset>')} (expected {value})"
         for key, value in verify.env.items()
-        if image.env.get(key) != value
+        if not _same_setting(key, image.env.get(key), value)
     ]
-    notes = []
+    notes = [
+        f"note: {key}={image.env[key]} does what {key}={value} does (as Python reads its switches)"
+        for key, value in verify.env.items()
+        if image.env.get(key) not in (None, value) and _same_setting(key, image.env.get(key), value)
+    ]
     venv = python.get("prefix") if python.get("in_venv") else None
     project = canonical(facts.settings.project_name)
     unused = [  # a working venv that holds the project, while the app's interpreter is elsewhere
