@@ -289,3 +289,43 @@ def test_the_walk_notes_build_tools_headers_and_source_trees(tmp_path: Path) -> 
         str(tmp_path / "src"): False,
         str(tmp_path / "app"): True,
     }  # the working directory is the app's
+
+
+def test_a_runner_that_puts_the_working_directory_on_sys_path_imports_the_app_from_there(
+    tmp_path: Path,
+) -> None:
+    # astral-sh/uv-fastapi-example: a virtual project whose package `app` is only in WORKDIR /app, run by
+    # `fastapi run app/main.py`. fastapi-cli puts the folder holding the app's top package (here the
+    # working directory) on sys.path; the probe imports the app from there as well, as it does for uvicorn.
+    site = tmp_path / "site"
+    install(site, "fastapi", {"fastapi/__init__.py": "", "fastapi/cli.py": "def main():\n    pass\n"},
+            "[console_scripts]\nfastapi = fastapi.cli:main\n")  # fmt: skip
+    write(tmp_path / "work" / "app" / "__init__.py", "")
+    script = write(
+        tmp_path / "bin" / "fastapi",
+        f"#!{sys.executable}\nimport sys\nfrom fastapi.cli import main\nsys.exit(main())\n",
+    )
+    script.chmod(0o755)
+    spec = {
+        "app": {
+            "entrypoint": None,
+            "cmd": ["fastapi", "run", "app/main.py"],
+            "env": [f"PATH={tmp_path / 'bin'}:{os.environ['PATH']}", f"PYTHONPATH={site}"],
+            "user": f"{os.getuid()}:{os.getgid()}",
+            "workdir": str(tmp_path / "work"),
+        },
+        "imports": ["app"],
+        "commands": [],
+        "verify_records": [],
+        "walk_roots": [str(tmp_path / "work")],
+        "which": [],
+    }
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe.source(), json.dumps(spec)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    by_module = {i["module"]: i for i in answer["imports"]}
+    assert by_module["app"]["ok"] is True, by_module["app"]
+    assert answer["app"]["imports_path"][0] == str(tmp_path / "work")

@@ -42,9 +42,12 @@ from dockyard.verify.probe.resolve import (
 # ruff: noqa: PTH109, PTH110, PTH113, PTH117, PTH119
 
 # Console-script runners that put the working directory on sys.path before importing the app
-# (uvicorn's --app-dir ".", gunicorn's --chdir, flask's prepare_import, ...): the app's own modules
-# are imported from there.
-CWD_RUNNERS = frozenset({"uvicorn", "gunicorn", "hypercorn", "daphne", "flask", "celery", "granian"})
+# (uvicorn's --app-dir ".", gunicorn's --chdir, flask's prepare_import, fastapi-cli's folder of the
+# app's top package, which `fastapi run app/main.py` from WORKDIR makes the working directory, ...):
+# the app's own modules are imported from there.
+CWD_RUNNERS = frozenset(
+    {"uvicorn", "gunicorn", "hypercorn", "daphne", "flask", "celery", "granian", "fastapi", "fastapi_cli"}
+)
 
 
 # The app's modules import this way, all in one process: the sys.path[0] entries the app gets
