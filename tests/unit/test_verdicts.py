@@ -487,3 +487,45 @@ def test_an_app_with_no_runtime_packages_matches_an_empty_locked_set(facts: Fact
 def test_locked_runtime_without_the_app_probes_answer_is_an_error(facts: Facts) -> None:
     probe_of(facts)["python"] = {"error": "the app probe did not run"}
     assert python_checks.check_locked_runtime(facts).outcome is Outcome.ERROR
+
+
+def test_uv_under_the_base_prefix_is_the_dockerfiles_not_the_base_interpreters() -> None:
+    # python:3.x images install pip under /usr/local, never uv: `COPY --from=uv /uv /uvx /usr/local/bin/`
+    # (astral-sh/uv-docker-example's recipe on a python:3.12-slim base) is the Dockerfile's doing.
+    from dockyard.verify.probe import walk  # noqa: PLC0415 - the probe's own module, run here on a walk
+    from dockyard.verify.probe.common import _Matcher  # noqa: PLC0415
+
+    none = _Matcher([])
+    found = walk.Walk(
+        deadline=0, names=none, paths=none, exclude=none, skip=set(), sniff=False, project_trees={}
+    )
+    found.tools = [
+        {
+            "name": "uv",
+            "kind": "installer",
+            "path": "/usr/local/bin/uv",
+            "real": "/usr/local/bin/uv",
+            "size": 1,
+        },
+        {
+            "name": "pip",
+            "kind": "installer",
+            "path": "/usr/local/bin/pip",
+            "real": "/usr/local/bin/pip",
+            "size": 1,
+        },
+    ]
+    section = walk.build_tools(
+        found, {"base_prefix": "/usr/local", "prefix": "/app/.venv"}, ["/usr/local/bin"]
+    )
+    by_name = {tool["name"]: tool["in_base_python"] for tool in section["tools"]}
+    assert by_name == {"uv": False, "pip": True}
+
+
+def test_a_tool_the_apps_command_runs_is_the_apps(facts: Facts) -> None:
+    # `CMD ["uv", "run", "fastapi", "dev", ...]` (astral-sh/uv-docker-example): uv is how the app starts.
+    tools(facts, tools=[UV])
+    probe_of(facts)["app"]["steps"] = ["uv -> /usr/local/bin/uv", "fastapi -> /app/.venv/bin/fastapi"]
+    verdict = toolchain.check_no_build_tools(facts)
+    assert verdict.outcome is Outcome.PASS, verdict.evidence
+    assert verdict.details[0].startswith("run by the app's command: uv (/usr/local/bin/uv")

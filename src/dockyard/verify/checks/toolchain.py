@@ -57,15 +57,28 @@ def _grouped(tools: Iterable[Mapping[str, Any]]) -> list[tuple[list[Mapping[str,
     return [(members, members[0]) for members in groups.values()]
 
 
+def _run_by_the_app(probe: Mapping[str, Any]) -> set[str]:
+    """The executables the app's command runs on its way to the app (`uv run ...`: uv): its own tools."""
+    app = probe.get("app") or {}
+    ran = {str(step).split(" -> ")[-1] for step in app.get("steps") or [] if " -> " in str(step)}
+    ran |= {
+        str(p.get("path")) for p in (probe.get("privileged") or {}).get("execution_path", []) if p.get("path")
+    }
+    return ran
+
+
 def _tool_findings(facts: Facts, found: Mapping[str, Any], out: _Findings) -> None:
     allow = facts.settings.verify.build_tools_allow
     runtime = set(facts.locked.runtime) if facts.locked is not None else set()
+    ran = _run_by_the_app(facts.probe or {})
     for members, tool in _grouped(found.get("tools") or []):
         names = sorted({str(m["name"]) for m in members})
         paths = sorted({str(m["path"]) for m in members})
         shown = f"{', '.join(names)} ({', '.join(paths[:3])} -> {tool.get('real')}, {_size(tool)})"
         if _allowed(allow, *names, tool.get("package"), *paths):
             out.notes.append(f"allowed: {shown}")
+        elif ran & {*paths, str(tool.get("real"))}:
+            out.notes.append(f"run by the app's command: {shown}")
         elif all(m.get("in_base_python") for m in members):
             out.notes.append(f"part of the base interpreter's installation: {shown}")
         elif tool.get("kind") == "installer" and any(re.sub(r"[\d.]+$", "", n) in runtime for n in names):

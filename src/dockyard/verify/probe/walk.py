@@ -487,8 +487,14 @@ def build_tools(walk: Walk, app_python: dict[str, Any], path_dirs: list[str]) ->
         tool["package_size"] = dpkg.get(package or "", None) if package else None
         tool["on_path"] = os.path.dirname(tool["path"]) in on_path
         tool["in_venv"] = bool(prefix and prefix != base_prefix and _within(tool["path"], prefix))
+        # python:3.x images install pip under their prefix, never uv or another installer: those got
+        # there from a Dockerfile (`COPY --from=uv /uv /usr/local/bin/`) or a base made for it.
+        foreign = tool.get("kind") == "installer" and not str(tool.get("name", "")).startswith("pip")
         tool["in_base_python"] = bool(
-            base_prefix not in ("", "/usr") and _within(tool["path"], base_prefix) and not package
+            base_prefix not in ("", "/usr")
+            and _within(tool["path"], base_prefix)
+            and not package
+            and not foreign
         )
     headers = []
     for header in walk.headers:
