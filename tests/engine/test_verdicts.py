@@ -334,6 +334,28 @@ def test_stray_names_any_case_backups_in_site_packages_big_keys_and_the_projects
     assert any("site-packages/id_rsa (id_rsa" in line for line in result.details)
 
 
+# carderne/postmodern-mono: `uv sync` without a cache mount ships uv's cache (with its empty `.git`
+# marker); a cache-mounted build leaves only the empty mount point, which is no stray.
+PACKAGE_CACHE = """\
+FROM {good}
+USER root
+RUN mkdir -p /root/.cache/uv/sdists-v10 /root/.cache/uv/wheels-v7 /root/.cache/pip \\
+    && : > /root/.cache/uv/sdists-v10/.git \\
+    && head -c 5000 /dev/zero > /root/.cache/uv/wheels-v7/cowsay.whl
+USER 10001:10001
+"""
+
+
+def test_a_shipped_package_cache_is_named_and_an_empty_one_is_not(
+    docker: engine.Engine, variant: Variant
+) -> None:
+    settings, ref = variant("packagecache", {"Dockerfile": PACKAGE_CACHE})
+    result = run(docker, settings, ref, "no-stray-files")["no-stray-files"]
+    fails(result.outcome, result.evidence, "/root/.cache/uv (the uv package cache, 5.0 kB)")
+    assert ".git" not in result.evidence
+    assert "/root/.cache/pip" not in result.evidence
+
+
 # --- 12. smoke expect is a whole line -------------------------------------------------------------
 
 

@@ -454,3 +454,34 @@ def test_which_resolves_executables_and_their_permissions(tmp_path: Path) -> Non
     assert answer["which"][str(runnable)] == {"path": str(runnable), "executable": True}
     assert answer["which"][str(plain)] == {"path": str(plain), "executable": False}
     assert answer["which"]["no-such-tool-xyz"] == {"path": None, "executable": False}
+
+
+def test_a_package_cache_that_holds_something_is_stray_and_an_empty_one_is_not(tmp_path: Path) -> None:
+    # carderne/postmodern-mono runs `uv sync` without a cache mount: /root/.cache/uv ships, holding an
+    # empty `.git` marker (not a repository). uv-docker-example mounts the cache: only the empty mount
+    # point stays in the image.
+    from dockyard.verify.checks.files import PACKAGE_CACHE_PATHS  # noqa: PLC0415
+
+    write(tmp_path / "heavy" / ".cache" / "uv" / "sdists-v10" / ".git", "")
+    write(tmp_path / "heavy" / ".cache" / "uv" / "wheels-v7" / "cowsay.whl", "w" * 500)
+    installed = write(tmp_path / "venv" / "cowsay.py", "c" * 300)  # uv's default: a hard link to its cache
+    (tmp_path / "heavy" / ".cache" / "uv" / "archive-v0").mkdir()
+    os.link(installed, tmp_path / "heavy" / ".cache" / "uv" / "archive-v0" / "cowsay.py")
+    (tmp_path / "light" / ".cache" / "uv").mkdir(parents=True)
+    write(tmp_path / "marker" / ".git", "")  # an empty file named .git elsewhere: no VCS data
+    write(tmp_path / "repo" / ".git" / "HEAD", "ref: refs/heads/main\n")
+    result = run_probe(
+        {
+            "walk_roots": [str(tmp_path)],
+            "forbidden_names": FORBIDDEN_NAMES,
+            "forbidden_paths": list(PACKAGE_CACHE_PATHS),
+        }
+    )
+    strays = {item["path"]: (item["reason"], item["size"]) for item in result["stray_files"]}
+    assert strays == {
+        str(tmp_path / "heavy" / ".cache" / "uv"): (
+            "the uv package cache; files hard-linked to installed ones not counted",
+            500,
+        ),
+        str(tmp_path / "repo" / ".git"): (".git", 21),
+    }

@@ -156,7 +156,13 @@ def project_trees(project_dir: Path) -> dict[str, list[list[object]]]:
     return trees
 
 
+# Installers' download caches, anywhere (`uv sync` or `pip install` without a cache mount or
+# --no-cache): stray when they hold something (the probe lets an empty mount point go).
+PACKAGE_CACHE_PATHS = ("*/.cache/uv", "*/.cache/pip")
+
+
 def forbidden_paths(working_dir: str, project_dir_names: Sequence[str] = DEFAULT_FORBIDDEN_DIRS) -> list[str]:
-    """The project's development folders, where they would land in the image."""
+    """The project's development folders, where they would land in the image, and package caches."""
     roots = {working_dir or "/", "/app", "/src"}
-    return sorted(str(PurePosixPath(root) / name) for root in roots for name in project_dir_names)
+    folders = sorted(str(PurePosixPath(root) / name) for root in roots for name in project_dir_names)
+    return [*folders, *PACKAGE_CACHE_PATHS]

@@ -181,8 +181,9 @@ def _compiled_from_source(path: str) -> bool:
     return os.path.exists(os.path.join(os.path.dirname(folder), name.split(".", 1)[0] + ".py"))
 
 
-def tree_size(path: str, walk: Walk) -> int:
-    """Bytes of the regular files below ``path`` (no symlinks followed), bounded by the deadline."""
+def tree_size(path: str, walk: Walk, *, linked: bool = True) -> int:
+    """Bytes of the regular files below ``path`` (no symlinks followed), bounded by the deadline;
+    without ``linked``, files with other hard links (their bytes are someone else's too) are left out."""
     total = 0
     stack = [path]
     while stack and not walk.expired():
@@ -193,7 +194,8 @@ def tree_size(path: str, walk: Walk) -> int:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                     elif entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_size
+                        st = entry.stat(follow_symlinks=False)
+                        total += st.st_size if linked or st.st_nlink == 1 else 0
         except OSError:
             walk.cannot_read(directory)
     return total
@@ -219,6 +221,10 @@ def project_tree_match(path: str, markers: list[Any]) -> str | None:
     return None
 
 
+# Installers' download caches (path globs sent by the check): stray when they hold something.
+PACKAGE_CACHES = ("/.cache/uv", "/.cache/pip")
+
+
 def _stray_reason(walk: Walk, name: str, path: str, is_dir: bool) -> str | None:
     for variant in name_variants(name):
         reason = walk.names.match(variant)
@@ -230,6 +236,21 @@ def _stray_reason(walk: Walk, name: str, path: str, is_dir: bool) -> str | None:
         if found is not None:
             reason = f"the project's {name}/ (holds {name}/{found})"
     return reason
+
+
+def _report_stray(walk: Walk, path: str, reason: str, st: os.stat_result, is_dir: bool) -> None:
+    if reason == ".git" and stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        return  # an empty marker (uv writes one in its cache), not a repository's pointer
+    size = tree_size(path, walk) if is_dir else st.st_size
+    if reason.endswith(PACKAGE_CACHES):
+        if size == 0:
+            return  # the empty mount point a `--mount=type=cache` leaves: nothing cached ships
+        own = tree_size(path, walk, linked=False)  # uv hard-links installed files to its cache
+        reason = f"the {reason.rsplit('/', 1)[-1]} package cache" + (
+            "; files hard-linked to installed ones not counted" if own < size else ""
+        )
+        size = own
+    walk.strays.append({"path": path, "reason": reason, "size": size})
 
 
 def _visit(walk: Walk, entry: os.DirEntry[str], stack: list[str]) -> None:
@@ -245,9 +266,8 @@ def _visit(walk: Walk, entry: os.DirEntry[str], stack: list[str]) -> None:
     else:
         walk.files += 1
     reason = _stray_reason(walk, name, path, is_dir)
-    if reason is not None:  # reported once, never descended into
-        size = tree_size(path, walk) if is_dir else st.st_size
-        walk.strays.append({"path": path, "reason": reason, "size": size})
+    if reason is not None:  # reported once (unless it holds nothing that matters), never descended into
+        _report_stray(walk, path, reason, st, is_dir)
         return
     if is_dir:
         if walk.exclude.match(path) is None:
