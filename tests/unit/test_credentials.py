@@ -109,6 +109,29 @@ def test_formats_detect_secrets_lacks_are_found(rule_set: rules.RuleSet, text: s
     assert rule in {r for r, _ in found(rule_set, text, path)}
 
 
+# detect-secrets' assignment detectors ignore case, so the lines the loose tier gives them must not
+# depend on it: the same secret in upper case is found too (the gates read the lowercased text).
+_MIXED = "Qw7rTz2Lp9Xc4Vb8Nm3Kj6Hg5Fd1Sa0Ze7Yu4Io2Pa8Sd6Fg3Hj1Kl9Zx5Cv7Bn2M"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ('CLOUDANT_PASSWORD = "' + "QwErTzUiOpAsDfGhJkLyXcVb".upper() + '"\n', "cloudant-credential"),
+        ('cloudant_password = "qwertzuiopasdfghjklyxcvb"\n', "cloudant-credential"),
+        ("https://admin:" + "ABCDEF0123456789" * 4 + "@acct.cloudant.com\n", "cloudant-credential"),
+        ('SL_API_KEY = "' + _MIXED[:64] + '"\n', "softlayer-credential"),
+        ("https://api.softlayer.com/soap/v3.1/" + _MIXED[:64].upper() + "\n", "softlayer-credential"),
+        ('IBM_COS_SECRET_ACCESS_KEY = "' + "A1B2C3D4E5F6" * 4 + '"\n', "ibm-cos-key"),
+        ('IBM_CLOUD_IAM_KEY = "' + _MIXED[:44] + '"\n', "ibm-cloud-key"),
+    ],
+)  # fmt: skip
+def test_assignment_detectors_find_secrets_whatever_their_case(
+    rule_set: rules.RuleSet, text: str, rule: str
+) -> None:
+    assert rule in {r for r, _ in found(rule_set, text, "/app/settings.py")}
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -191,13 +191,19 @@ _ANCHORED: Final = {
     "StripeDetector": (rb"k_live_",),
 }
 # Detectors that try an assignment at every position (slow over a whole file): the `loose` tier runs
-# them only on the lines that hold a run shaped like their secret.
+# them only on the lines where their gate matches in the lowercased text. A gate matches a part of every
+# match of its detector, whatever its case (detect-secrets' expressions ignore case; Artifactory's do
+# not, and its gate is merely wider there), so a line without it cannot match. Each is led by a word
+# rather than a run of characters: the engine finds a word far faster than it tries a run at every
+# position (a sixth of the time over the project's own package, which is what the loose tier reads).
 _GATES: Final = {
-    "ArtifactoryDetector": rb"AKC|AP[\dABCDEF]",
-    "CloudantDetector": rb"[0-9a-f]{64}|[a-z]{24}",
-    "IbmCloudIamDetector": rb"[a-zA-Z0-9_\-]{44}",
-    "IbmCosHmacDetector": rb"[a-f0-9]{48}",
-    "SoftlayerDetector": rb"[a-z0-9]{64}",
+    "ArtifactoryDetector": rb"akc|ap[\da-f]",
+    "CloudantDetector": rb"cl(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token)|cloudant\.com",
+    "IbmCloudIamDetector": (
+        rb"(?:key|pwd|pass(?:word)?|token)[\"'\]]* *(?:=|:|:=|=>| +|::) *[\"']?[a-z0-9_\-]{44}"
+    ),
+    "IbmCosHmacDetector": rb"secret[-_]?(?:access)?[-_]?key",
+    "SoftlayerDetector": rb"(?:softlayer|sl)[_-]?(?:api)?[_-]?(?:key|pwd|pass|token)|api.softlayer.com",
 }
 # Words (lowercase) one of which every match of a detector holds: the `loose` tier skips a detector
 # whose words are not in a file at all (a membership test on the lowercased text, far cheaper than
@@ -255,7 +261,7 @@ class _Rule:
     rule: str
     find: Finder
     filtered: bool = False  # values go through is_placeholder
-    gate: re.Pattern[bytes] | None = None  # the loose tier runs it only on lines this matches
+    gate: re.Pattern[bytes] | None = None  # the loose tier runs it only on lines this matches (lowercased)
     needs: tuple[bytes, ...] = ()  # lowercase words one of which its match always holds
 
 
@@ -460,7 +466,7 @@ class RuleSet:
                 hits += _apply(rule, decoded, 0)
                 continue
             if rule.gate not in gated:
-                gated[rule.gate] = _lines(text, decoded, rule.gate)
+                gated[rule.gate] = _lines(low, decoded, rule.gate)  # the same lines: ASCII case only
             for start, line in gated[rule.gate]:
                 hits += _apply(rule, line, start)
         hits += file_rules(decoded, path.rpartition("/")[2])
