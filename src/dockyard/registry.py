@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -164,13 +165,20 @@ class Registry:
         self._session.headers["User-Agent"] = "dockyard"
         self._tokens: dict[str, str] = {}
         self._credentials: dict[str, Any] | None = None
+        self._basic_first = False  # the registry asked for Basic auth once: send it up front from then on
 
     # credentials and tokens, kept in this object only
-    def _basic(self) -> str | None:
+    def credentials(self) -> dict[str, Any]:
+        """The docker config's credentials for this registry (empty: none), read once: the engine's
+        push is given these same ones, so the check before it and the push itself agree."""
         if self._credentials is None:
             self._credentials = _docker_credentials(self.host)
-        user = self._credentials.get("username") or self._credentials.get("Username")
-        secret = self._credentials.get("password") or self._credentials.get("Password")
+        return self._credentials
+
+    def _basic(self) -> str | None:
+        found = self.credentials()
+        user = found.get("username") or found.get("Username")
+        secret = found.get("password") or found.get("Password")
         if user and secret:
             return base64.b64encode(f"{user}:{secret}".encode()).decode()
         return None
@@ -206,8 +214,11 @@ class Registry:
         sent = dict(headers or {})
         if token := self._tokens.get(scope):
             sent["Authorization"] = f"Bearer {token}"
+        elif self._basic_first and (basic := self._basic()):
+            sent["Authorization"] = f"Basic {basic}"
         answer = self._send(method, url, sent)
         if answer.status_code == 401:
+            tried = sent.get("Authorization")
             challenge = answer.headers.get("WWW-Authenticate", "")
             if challenge.lower().startswith("bearer"):
                 token = self._token(challenge, scope)
@@ -216,7 +227,8 @@ class Registry:
                     sent["Authorization"] = f"Bearer {token}"
             elif basic := self._basic():
                 sent["Authorization"] = f"Basic {basic}"
-            if "Authorization" in sent:
+                self._basic_first = True
+            if sent.get("Authorization") not in (None, tried):
                 answer = self._send(method, url, sent)
             if answer.status_code == 401:
                 had = "the docker config's credentials" if self._basic() else "no docker config credentials"
@@ -346,11 +358,13 @@ def find_pushed(
     return None, None, notes[0] if notes else None
 
 
-_REGISTRIES: dict[str, Registry] = {}
+_REGISTRIES: dict[tuple[str, str], Registry] = {}
 
 
 def connect(host: str) -> Registry:
-    """The client for `host` in this process (tokens are reused across calls)."""
-    if host not in _REGISTRIES:
-        _REGISTRIES[host] = Registry(host)
-    return _REGISTRIES[host]
+    """The client for `host` in this process (tokens are reused across calls), per docker config
+    directory: a process that points DOCKER_CONFIG elsewhere gets that config's credentials."""
+    key = (host, os.environ.get("DOCKER_CONFIG", ""))
+    if key not in _REGISTRIES:
+        _REGISTRIES[key] = Registry(host)
+    return _REGISTRIES[key]

@@ -1,12 +1,12 @@
 """`push`: the project's latest build (or a given image) to its registry, and what really moved.
 
-The engine pushes (through the SDK: credentials come from the docker config and go to the engine in a
-request header, never into argv or output). Its own progress says, layer by layer, whether the layer
-was pushed, already present or mounted from another repository; the registry's manifest then gives
-each layer's compressed size and digest. Bytes moved are exact: the compressed layers pushed, the
-image config when the registry lacked it, and the manifest. The result names the manifest digest and
-the digest-pinned reference to deploy, and the push is recorded in the size history under the pushed
-name.
+The engine pushes (through the SDK: credentials come from the docker config, read once by the
+registry client, and go to the engine in a request header, never into argv or output). Its own
+progress says, layer by layer, whether the layer was pushed, already present or mounted from another
+repository; the registry's manifest then gives each layer's compressed size and digest. Bytes moved
+are exact: the compressed layers pushed, the image config when the registry lacked it, and the
+manifest. The result names the manifest digest and the digest-pinned reference to deploy, and the
+push is recorded in the size history under the pushed name.
 """
 
 from __future__ import annotations
@@ -147,12 +147,13 @@ def _progress_error(event: Mapping[str, Any], ref: str, host: str) -> DockyardEr
     return RegistryError(f"pushing {ref} failed: {text}")
 
 
-def _engine_push(engine: Engine, target: Reference) -> dict[str, str]:
-    """Push one tag through the engine; the status of each layer by short diff id."""
+def _engine_push(engine: Engine, target: Reference, credentials: Mapping[str, Any]) -> dict[str, str]:
+    """Push one tag through the engine with `credentials` (the registry client's, so the ping before
+    and the push agree; empty: anonymous); the status of each layer by short diff id."""
     statuses: dict[str, str] = {}
     try:
         stream: Iterable[Mapping[str, Any]] = engine.client.api.push(
-            target.name, tag=target.tag, stream=True, decode=True
+            target.name, tag=target.tag, stream=True, decode=True, auth_config=dict(credentials)
         )
         for event in stream:
             if "error" in event or "errorDetail" in event:
@@ -189,7 +190,7 @@ def push_image(engine: Engine, image_id: str, targets: Sequence[Reference]) -> l
         for ref in refs:
             if str(ref) not in info.tags:
                 engine.client.api.tag(info.id, ref.name, ref.tag)
-            found = _engine_push(engine, ref)
+            found = _engine_push(engine, ref, client.credentials())
             for layer, status in found.items():
                 statuses.setdefault(layer, status)  # the first tag's push is the one that moved bytes
         seconds = time.monotonic() - started
