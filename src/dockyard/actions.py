@@ -109,13 +109,15 @@ def build_image(
         result = _build(settings, options, console, None)
 
     def warn(message: str) -> None:
-        console.print(f"[yellow]warning:[/] {escape(fsutil.printable(message))}")
+        console.print(f"[yellow]warning:[/] {escape(fsutil.printable(message))}", soft_wrap=True)  # one line
 
     try:  # in the project's own history, also for a build from a scratch checkout
         size_history.record_built_image(engine.connect(settings.docker), settings, result.image_id, warn=warn)
     except DockyardError as exc:  # a good build must not fail on its size history
         warn(f"size history not updated: {exc.message}")
     _print_summary(result, console)
+    for missed in result.cache_missed:
+        warn(missed)
     return result
 
 

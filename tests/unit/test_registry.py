@@ -198,6 +198,30 @@ def test_refused_credentials_are_one_line_that_never_shows_them(
     assert f"Basic {encoded}" in _Registry.seen_authorization  # the credentials were really offered
 
 
+def test_basic_credentials_go_up_front_once_the_registry_asked_for_them(
+    served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded = base64.b64encode(b"ci:pw").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {served: {"auth": encoded}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    _Registry.password = "other"
+    client = registry.Registry(served)
+    for _ in range(2):
+        with pytest.raises(RegistryError):
+            client.ping()
+    # First request anonymous, then Basic; from then on Basic first, and no second try of the same.
+    assert _Registry.seen_authorization == ["", f"Basic {encoded}", f"Basic {encoded}"]
+    assert client.credentials()["username"] == "ci"
+
+
+def test_each_docker_config_gets_its_own_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "a"))
+    first = registry.connect("127.0.0.1:5999")
+    assert registry.connect("127.0.0.1:5999") is first
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "b"))
+    assert registry.connect("127.0.0.1:5999") is not first
+
+
 def test_a_registry_that_does_not_answer_is_one_line() -> None:
     with pytest.raises(RegistryError, match=r"registry 127\.0\.0\.1:9 does not answer \(connection refused"):
         registry.Registry("127.0.0.1:9").ping()
@@ -331,3 +355,39 @@ def test_push_progress_errors_are_one_line(error: str, match: str) -> None:
     problem = pushes._progress_error({"error": error}, "r:5000/t/a:1", "r:5000")
     assert "\n" not in problem.message
     assert re.search(match, problem.message)
+
+
+# --- cache imports the builder could not do -------------------------------------------------------------
+
+IMPORTS = """\
+#6 importing cache manifest from 127.0.0.1:40123/team/app:cache
+#6 sha256:dfe659597ca93211a49fa404cfe2400f24d3cbcec359926c375bd6ac9d21cc34
+#6 ERROR: pulling from host 127.0.0.1:40123 failed with status code [manifests cache]: 401 Unauthorized
+#7 importing cache manifest from 127.0.0.1:40123/team/app:nope
+#7 ERROR: 127.0.0.1:40123/team/app:nope: not found
+#8 importing cache manifest from 127.0.0.1:9/team/app:cache
+#8 ERROR: failed to do request: Head "http://127.0.0.1:9/v2/team/app/manifests/cache": dial tcp \
+127.0.0.1:9: connect: connection refused
+#9 importing cache manifest from 127.0.0.1:5000/team/app:cache
+#9 DONE 0.0s
+#10 [2/2] RUN echo hi
+#10 ERROR: process "/bin/sh -c echo hi" did not complete successfully
+------
+ > importing cache manifest from 127.0.0.1:40123/team/app:cache:
+------
+"""
+
+
+def test_each_cache_the_builder_could_not_import_is_one_line_saying_why() -> None:
+    missed = build.cache_import_failures(IMPORTS)
+    assert len(missed) == 3, missed
+    refused, absent, down = missed
+    assert refused.startswith("cache-from 127.0.0.1:40123/team/app:cache was not imported")
+    assert refused.endswith(
+        "127.0.0.1:40123 refused access (401 Unauthorized): run `docker login 127.0.0.1:40123`"
+    )
+    assert absent.endswith("no such image there yet (a build with --cache-to REF exports it)")
+    assert down.endswith("registry 127.0.0.1:9 does not answer")
+    assert all("\n" not in line for line in missed)
+    imported = "#9 importing cache manifest from 127.0.0.1:5000/a:b\n#9 DONE 0.0s\n"
+    assert build.cache_import_failures(imported) == ()

@@ -100,6 +100,7 @@ class BuildResult:
     output: str
     layers: tuple[tuple[str, int], ...] = ()  # (diff_id, size) of the image's layers, oldest first
     cache_pushed: tuple[str, ...] = ()  # built-in BuildKit's cache-to: the digest-pinned refs pushed
+    cache_missed: tuple[str, ...] = ()  # one line per cache-from the builder could not import, and why
 
     @property
     def cached_steps(self) -> int:
@@ -356,6 +357,46 @@ def unpullable(output: str) -> str | None:
     return None
 
 
+_CACHE_IMPORT = re.compile(r"importing cache manifest from (\S+)")
+
+
+def cache_import_failures(output: str) -> tuple[str, ...]:
+    """One line per `cache-from` the builder could not import, from plain progress.
+
+    BuildKit treats such a cache as a miss and builds on (so a first build, before any cache-to,
+    works): without these lines a refused login or a registry that is down would cost a full
+    rebuild in silence.
+    """
+    refs: dict[int, str] = {}
+    failed: dict[str, str] = {}
+    for line in output.splitlines():
+        if not (match := _STEP_LINE.match(line)):
+            continue
+        number, text = int(match.group(1)), match.group(2)
+        if found := _CACHE_IMPORT.match(text):
+            refs[number] = found.group(1).rstrip(":")
+        elif text.startswith("ERROR") and number in refs:
+            failed.setdefault(refs[number], text.removeprefix("ERROR").lstrip(": ").strip())
+    return tuple(_cache_miss(ref, why) for ref, why in failed.items())
+
+
+def _cache_miss(ref: str, why: str) -> str:
+    try:
+        host = registry.parse_reference(ref).host
+    except UsageError:
+        host = None
+    lowered = why.replace(ref, "").replace(host or ref, "").lower()  # a port may read 401...
+    if host and re.search(r"\b40[13]\b|unauthorized|denied|forbidden", lowered):
+        fix = f"{host} refused access ({why.rsplit(': ', 1)[-1]}): run `docker login {host}`"
+    elif "not found" in lowered:
+        fix = "no such image there yet (a build with --cache-to REF exports it)"
+    elif host and any(mark in lowered for mark in ("connection refused", "no such host", "dial tcp")):
+        fix = f"registry {host} does not answer"
+    else:
+        fix = why
+    return f"cache-from {ref} was not imported (only this builder's own cache served the build): {fix}"
+
+
 def failing_step(output: str, *, limit: int = 40) -> tuple[str, str]:
     """(one-line reason, the failing step's output) from BuildKit's plain progress."""
     lines = output.splitlines()
@@ -408,6 +449,7 @@ def build(
         image_id=image_id,
         tags=request.tags,
         cache_pushed=pushed,
+        cache_missed=cache_import_failures(done.stdout),
         seconds=seconds,
         size=info.size,
         steps=parse_steps(done.stdout),
