@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -144,14 +145,19 @@ class Manifest:
         return sum(layer.size for layer in self.layers)
 
 
-def _docker_credentials(host: str) -> dict[str, Any]:
-    """What the docker config holds for `host` (docker-py resolves auths and credential helpers)."""
+def _docker_credentials(host: str) -> tuple[dict[str, Any], str | None]:
+    """What the docker config holds for `host` (docker-py resolves auths and credential helpers), and
+    why it could not be read (a helper missing or failing, a broken config), or None."""
     try:
-        config = auth.load_config()
-        found = auth.resolve_authconfig(config, host) or {}
-    except Exception:  # a broken helper or config: go on anonymously, the registry will say no
-        return {}
-    return dict(found)
+        with warnings.catch_warnings():  # docker-py warns of a missing helper on stderr, then raises
+            warnings.simplefilter("ignore")
+            config = auth.load_config()
+            found = auth.resolve_authconfig(config, host) or {}
+    except Exception as exc:  # go on anonymously: the registry says whether that is enough
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        match = re.search(r"StoreError\('(.*)'\)", text)
+        return {}, (match.group(1) if match else text)
+    return dict(found), None
 
 
 class Registry:
@@ -165,6 +171,7 @@ class Registry:
         self._session.headers["User-Agent"] = "dockyard"
         self._tokens: dict[str, str] = {}
         self._credentials: dict[str, Any] | None = None
+        self._credentials_problem: str | None = None
         self._basic_first = False  # the registry asked for Basic auth once: send it up front from then on
 
     # credentials and tokens, kept in this object only
@@ -172,8 +179,19 @@ class Registry:
         """The docker config's credentials for this registry (empty: none), read once: the engine's
         push is given these same ones, so the check before it and the push itself agree."""
         if self._credentials is None:
-            self._credentials = _docker_credentials(self.host)
+            self._credentials, self._credentials_problem = _docker_credentials(self.host)
         return self._credentials
+
+    def _refused(self) -> RegistryError:
+        fix = f"run `docker login {self.host}`"
+        if self._basic():
+            had = "the docker config's credentials"
+        elif self._credentials_problem:
+            had = f"the docker config's credentials could not be read: {self._credentials_problem}"
+            fix = f"repair the credential helper (credsStore/credHelpers in the docker config), then {fix}"
+        else:
+            had = "no docker config credentials"
+        return RegistryError(f"{self.host} refused access ({had}): {fix}")
 
     def _basic(self) -> str | None:
         found = self.credentials()
@@ -231,8 +249,7 @@ class Registry:
             if sent.get("Authorization") not in (None, tried):
                 answer = self._send(method, url, sent)
             if answer.status_code == 401:
-                had = "the docker config's credentials" if self._basic() else "no docker config credentials"
-                raise RegistryError(f"{self.host} refused access ({had}): run `docker login {self.host}`")
+                raise self._refused()
         if answer.status_code == 403:
             raise RegistryError(f"{self.host} denied access to {path}: check the account's rights there")
         return answer

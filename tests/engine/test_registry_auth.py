@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -102,7 +103,7 @@ class Run:
     code: int
     out: str
     err: str
-    spawned: list[dict[str, object]] = field(default_factory=list)
+    spawned: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def error_lines(self) -> list[str]:
@@ -193,15 +194,37 @@ def _untag(auth: auth_registry.AuthRegistry) -> Iterator[None]:
                     made.client.images.remove(tag)
 
 
-@pytest.mark.parametrize("login", ["none", "wrong"])
+HELPER = """\
+#!/bin/sh
+# A docker credential helper (the protocol credsStore speaks): `get` reads the server on stdin.
+[ "$1" = get ] || exit 1
+read -r server
+printf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}\\n' "$server" "{user}" "$(cat "{secret}")"
+"""
+
+
+def _helper(auth: auth_registry.AuthRegistry, directory: Path) -> Path:
+    """A bin directory holding `docker-credential-dockyardtest`, which serves the right credentials
+    (kept in a file beside it: the helper's argv and environment never hold them)."""
+    directory.mkdir(parents=True)
+    (directory / "secret").write_text(auth.password)
+    helper = directory / "docker-credential-dockyardtest"
+    helper.write_text(HELPER.replace("{user}", auth.user).replace("{secret}", str(directory / "secret")))
+    helper.chmod(0o755)
+    return directory
+
+
+@pytest.mark.parametrize("login", ["none", "wrong", "broken-helper"])
 def test_push_without_the_right_credentials_is_one_line_naming_the_registry_and_docker_login(
     login: str, dockyard: Dockyard, auth: auth_registry.AuthRegistry, built: str, tmp_path: Path
 ) -> None:
     config_dir = (
         auth.docker_config(tmp_path / "docker", login=False)
-        if login == "none"
+        if login != "wrong"
         else auth.docker_config(tmp_path / "docker", password=WRONG_PASSWORD)
     )
+    if login == "broken-helper":  # a credsStore whose helper is not installed
+        (config_dir / "config.json").write_text(json.dumps({"credsStore": f"missing-{TEST_RUN}"}))
     report = tmp_path / "push.json"
     before = len(auth.requests_seen())
     run = dockyard("push", "--json", str(report), docker_config=config_dir)
@@ -212,7 +235,11 @@ def test_push_without_the_right_credentials_is_one_line_naming_the_registry_and_
     assert line.startswith("dockyard: error: ")
     assert auth.host in line
     assert f"`docker login {auth.host}`" in line
-    assert ("no docker config credentials" if login == "none" else "the docker config's credentials") in line
+    assert {
+        "none": "(no docker config credentials)",
+        "wrong": "(the docker config's credentials)",
+        "broken-helper": f"could not be read: docker-credential-missing-{TEST_RUN} not installed",
+    }[login] in line
     assert not report.exists(), "no report of a push that did not happen"
     dockyard.assert_never_leaked(run, config_dir / "config.json" if login == "none" else report)
     # The registry was asked, and refused every request: nothing was pushed.
@@ -258,6 +285,23 @@ def test_push_with_docker_login_credentials_reports_the_digest_and_size_report_r
     read = [seen for seen in auth.requests_seen()[before:] if '"dockyard"' in seen]
     assert any(seen.startswith(f"GET /v2/{repository}/manifests/") and " 200 " in seen for seen in read), read
     dockyard.assert_never_leaked(run, sized)
+
+    # Credentials from a credential helper (credsStore), as Docker Desktop and cloud CLIs keep them.
+    helper_config = tmp_path / "helper-config"
+    helper_config.mkdir()
+    (helper_config / "config.json").write_text(json.dumps({"credsStore": "dockyardtest"}))
+    bin_dir = _helper(auth, tmp_path / "helper-bin")
+    run = dockyard(
+        "push", "--to", f"{built}:from-helper",
+        docker_config=helper_config, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert f"deploy  {built}@{digest}" in run.out, "the same image, the same manifest digest"
+    name = "docker-credential-dockyardtest"
+    helpers = [child["argv"] for child in run.spawned if Path(child["argv"][0]).name == name]
+    assert helpers, f"the credential helper served the credentials: {run.spawned}"
+    assert all(argv[1:] == ["get"] for argv in helpers)
+    dockyard.assert_never_leaked(run)
 
     # The same report without credentials: the table still comes, the compressed column says why not.
     run = dockyard(
