@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -70,10 +71,31 @@ class AuthRegistry:
 
 
 def problem() -> str | None:
-    """Why no such registry can run here, or None."""
+    """Why no such registry can run here, or None. The binary is installed when missing and this runs
+    as root with apt (provisioning installs it only when no registry answers on 127.0.0.1:5000)."""
+    if shutil.which(BINARY) is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        _install()
     if shutil.which(BINARY) is None:
         return f"{BINARY} is missing (scripts/provision-engine installs Debian's docker-registry)"
     return None
+
+
+def _install() -> None:
+    """`apt-get install docker-registry`, without letting the package start its own service (it would
+    listen on every interface), as provisioning does."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    made = not policy.exists()
+    if made:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker-registry"]
+        for argv in (["apt-get", "update", "-qq"], install):
+            subprocess.run(argv, env=env, capture_output=True, check=False, timeout=600)
+    finally:
+        if made:
+            policy.unlink(missing_ok=True)
 
 
 def _free_port() -> int:
