@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -12,10 +13,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from dockyard import fsutil
+from dockyard import config, fsutil
+from dockyard.errors import BaseImageUnavailable
 from dockyard.results import CheckResult, Outcome, Report
+from dockyard.verify import gather
 from dockyard.verify.report import (
     append_summary,
+    condensed,
     render_table,
     summarize,
     summary_line,
@@ -372,3 +376,74 @@ def test_the_step_summary_is_appended_whole(mixed: Report, nasty: Report, tmp_pa
     append_summary(mixed, summary)
     append_summary(nasty, summary)
     assert summary.read_text(encoding="utf-8") == "earlier step\n" + to_markdown(mixed) + to_markdown(nasty)
+
+
+# --- a run of SKIPs said once ----------------------------------------------------------------------
+
+
+def unbuildable_web(tmp_path: Path) -> Report:
+    """dataset-processor's `web` (a Node image that could not be pulled) in verify-compose: the
+    service's `built` ERROR and its three skipped checks, then the image's `builds` ERROR and its 14
+    skipped checks, as verify-compose produces them; then the next service."""
+    settings = config.Settings(
+        project_dir=tmp_path, project_name="dp", project_version="1", image="dp-web",
+        dockerfile=tmp_path / "Dockerfile", context=tmp_path,
+    )  # fmt: skip
+    message = "build of web/Dockerfile could not start: node:22-alpine could not be pulled (no such host)"
+    error = BaseImageUnavailable(message, argv=["docker"], returncode=1, output="#2 load metadata")
+    image_rows = gather.build_failed_report(settings, error, gather.VerifyOptions()).results
+    services = [
+        result("built", Outcome.ERROR, message, subject="web"),
+        *(result(c, Outcome.SKIP, "the image did not build", subject="web") for c in ("command", "non-root")),
+        result("healthcheck", Outcome.SKIP, "the image did not build", subject="web"),
+        result("built", Outcome.PASS, "dp-worker:latest", subject="worker"),
+        result("command", Outcome.SKIP, "turned off on the command line (--skip)", subject="worker"),
+        result("non-root", Outcome.SKIP, "turned off on the command line (--skip)", subject="worker"),
+    ]
+    web_image = [dataclasses.replace(r, subject="dp-web:latest") for r in image_rows]
+    return Report("verify-compose dp", (*services, *web_image), seconds=1.0)
+
+
+def test_an_image_that_never_built_is_said_once_in_the_table_and_markdown(tmp_path: Path) -> None:
+    report = unbuildable_web(tmp_path)
+    assert len(report.results) == 22  # 19 rows of web and its image, 3 of the worker
+
+    rows = condensed(report.results)
+    shown = [(r.subject, r.check_id, r.outcome) for r in rows]
+    skipped_by_image = [r.check_id for r in report.results[7:] if r.outcome is Outcome.SKIP]
+    assert len(skipped_by_image) == 14
+    assert shown == [
+        ("web", "built", Outcome.ERROR),
+        ("web", "command, non-root, healthcheck", Outcome.SKIP),
+        ("worker", "built", Outcome.PASS),
+        ("worker", "command, non-root", Outcome.SKIP),  # the same reason: also one row
+        ("dp-web:latest", "builds", Outcome.ERROR),
+        ("dp-web:latest", ", ".join(skipped_by_image), Outcome.SKIP),
+    ]
+    assert rows[-1].evidence == "the image did not build"
+
+    table = table_text(report)
+    for check in skipped_by_image:  # no row silently missing: every id is in the table
+        assert check in table
+    assert table.count("the image did not build") == 2
+    assert table.rstrip().endswith("1 passed, 2 failed, 19 skipped in 1.00s"), "the counts are every row's"
+
+    markdown = to_markdown(report)
+    body = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(body) == 1 + 6  # the header and the six rows
+    assert "command, non-root, healthcheck" in markdown
+
+    # JSON and JUnit keep every row: the tools that read them count checks.
+    assert len(json.loads(to_json(report))["results"]) == 22
+    assert len(parse_junit(report).findall(".//testcase")) == 22
+
+
+def test_skips_with_different_reasons_or_subjects_or_apart_stay_rows_of_their_own() -> None:
+    results = (
+        result("a", Outcome.SKIP, "one", subject="x"),
+        result("b", Outcome.SKIP, "two", subject="x"),
+        result("c", Outcome.SKIP, "two", subject="y"),
+        result("d", Outcome.PASS, "two", subject="y"),
+        result("e", Outcome.SKIP, "two", subject="y"),
+    )
+    assert [r.check_id for r in condensed(results)] == ["a", "b", "c", "d", "e"]

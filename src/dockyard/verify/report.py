@@ -5,6 +5,11 @@ its text from `printable_report`, so a file name that is not UTF-8 (`b'/nasty\x8
 probe reports with surrogate escapes) reads `/nasty\x80/.env` the same way in all of them. Each file
 is written atomically and on its own: one that cannot be written leaves the others written and the
 previous version of itself whole.
+
+The table and Markdown say a run of SKIPs once (`condensed`): consecutive SKIP rows of one subject
+with the same reason are one row listing their check ids (an image that never built: its `builds`
+row, then one row of the 14 checks it skipped), so no row is silently missing and none is repeated.
+JSON and JUnit keep every row, as the tools that read them count checks.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Summary",
     "append_summary",
+    "condensed",
     "printable_report",
     "render_table",
     "summarize",
@@ -97,6 +103,26 @@ def _failures_with_details(report: Report) -> list[CheckResult]:
     return [r for r in report.results if r.failed and r.details]
 
 
+def condensed(results: tuple[CheckResult, ...]) -> list[CheckResult]:
+    """The rows people read: consecutive SKIP rows of one subject with the same evidence become one row
+    whose check id lists theirs (`command, non-root, healthcheck`), their times added."""
+    rows: list[CheckResult] = []
+    for r in results:
+        last = rows[-1] if rows else None
+        if (
+            last is not None
+            and r.outcome is Outcome.SKIP
+            and last.outcome is Outcome.SKIP
+            and (last.subject, last.evidence) == (r.subject, r.evidence)
+        ):
+            rows[-1] = dataclasses.replace(
+                last, check_id=f"{last.check_id}, {r.check_id}", seconds=last.seconds + r.seconds
+            )
+        else:
+            rows.append(r)
+    return rows
+
+
 def printable_report(report: Report) -> Report:
     """The report with every text made printable (`fsutil.printable`): what each format renders."""
     p = fsutil.printable
@@ -131,11 +157,11 @@ def render_table(report: Report, console: Console) -> None:
     table = Table(title=Text(report.title), title_justify="left")
     if many:
         table.add_column("Subject", overflow="fold")
-    table.add_column("Check", no_wrap=True)
+    table.add_column("Check")  # a condensed row's ids wrap between ids; a single id is one word
     table.add_column("Result", no_wrap=True)
     table.add_column("Evidence", overflow="fold")
     table.add_column("Time", justify="right", no_wrap=True)
-    for r in report.results:
+    for r in condensed(report.results):
         # Text, not str: evidence such as "[tool.dockyard]" must not be read as rich markup.
         cells = [
             Text(r.check_id),
@@ -248,7 +274,7 @@ def to_markdown(report: Report) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    for r in report.results:
+    for r in condensed(report.results):
         cells = [
             _md_cell(r.check_id),
             f"{_EMOJI[r.outcome]} {r.outcome.name}",
