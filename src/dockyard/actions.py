@@ -368,9 +368,12 @@ def compose_build(
 
     print_project(settings, console)
     settings = ready_engine(settings, console)
-    return stacks.compose_build(
+    stack = stacks.compose_build(
         engine.connect(settings.docker), settings, files, console=console, options=options
     )
+    if (failed := stacks.failure_error(stack)) is not None:
+        raise failed
+    return stack
 
 
 def verify_compose(

@@ -130,6 +130,44 @@ def _add_push(commands: Any) -> None:
     push.add_argument("--markdown", type=Path, metavar="PATH")
 
 
+def _add_stack_commands(commands: Any) -> None:
+    """compose-build and verify-compose: the compose file's builds, and the checks of each service."""
+    for name, text in (
+        ("compose-build", "build every `build:` service of the compose file, shared builds once"),
+        ("verify-compose", "compose-build, each service's command, and the checklist on each image"),
+    ):
+        stack = commands.add_parser(name, help=text)
+        stack.add_argument("--file", "-f", action="append", default=[], help="compose file (repeatable)")
+        stack.add_argument("--profile", action="append", default=[])
+        stack.add_argument("--service", action="append", default=[], help="only these services")
+        stack.add_argument("--project-name", "-p")
+        stack.add_argument("--no-cache", action="store_true")
+        stack.add_argument(
+            "--cache-from",
+            action="append",
+            default=[],
+            metavar="REF",
+            help="import each build's registry cache from REF/<service>:buildcache (REF: HOST/PATH)",
+        )
+        stack.add_argument(
+            "--cache-to",
+            action="append",
+            default=[],
+            metavar="REF",
+            help="export each build's registry cache to REF/<service>:buildcache",
+        )
+        if name == "verify-compose":
+            stack.add_argument("--skip", action="append", default=[], metavar="ID")
+            stack.add_argument("--only", action="append", default=[], metavar="ID")
+            stack.add_argument("--json", type=Path, metavar="PATH")
+            stack.add_argument("--junit", type=Path, metavar="PATH")
+            stack.add_argument("--markdown", type=Path, metavar="PATH")
+            stack.add_argument("--show-build", action="store_true", help="show the live build progress")
+        else:
+            stack.add_argument("--quiet", action="store_true", help="no live build progress")
+            stack.add_argument("--fail-fast", action="store_true", help="stop at the first build that fails")
+
+
 def _layout_options(command: argparse.ArgumentParser) -> None:
     """--dockerfile, --context, --target: over `[tool.dockyard]` and what dockyard discovers."""
     command.add_argument(
@@ -184,25 +222,7 @@ def parser() -> argparse.ArgumentParser:
     size.add_argument("--markdown", type=Path, metavar="PATH")
     size.add_argument("--base", help="base image to group apart (default: label, else the Dockerfile)")
 
-    for name, text in (
-        ("compose-build", "build every `build:` service of the compose file, shared builds once"),
-        ("verify-compose", "compose-build, each service's command, and the checklist on each image"),
-    ):
-        stack = commands.add_parser(name, help=text)
-        stack.add_argument("--file", "-f", action="append", default=[], help="compose file (repeatable)")
-        stack.add_argument("--profile", action="append", default=[])
-        stack.add_argument("--service", action="append", default=[], help="only these services")
-        stack.add_argument("--project-name", "-p")
-        stack.add_argument("--no-cache", action="store_true")
-        if name == "verify-compose":
-            stack.add_argument("--skip", action="append", default=[], metavar="ID")
-            stack.add_argument("--only", action="append", default=[], metavar="ID")
-            stack.add_argument("--json", type=Path, metavar="PATH")
-            stack.add_argument("--junit", type=Path, metavar="PATH")
-            stack.add_argument("--markdown", type=Path, metavar="PATH")
-            stack.add_argument("--show-build", action="store_true", help="show the live build progress")
-        else:
-            stack.add_argument("--quiet", action="store_true", help="no live build progress")
+    _add_stack_commands(commands)
 
     lock_cmd = commands.add_parser("lock", help="uv lock; --check fails when stale or uncommitted")
     lock_cmd.add_argument("--check", action="store_true")
@@ -364,6 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 project_name=args.project_name,
                 no_cache=args.no_cache,
                 quiet=quiet,
+                fail_fast=getattr(args, "fail_fast", False),
+                cache_from=tuple(args.cache_from),
+                cache_to=tuple(args.cache_to),
             )
             if args.command == "compose-build":
                 actions.compose_build(settings, args.file, stack, console)

@@ -111,6 +111,8 @@ class ComposeSettings:
     files: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
     allow_contexts: tuple[str, ...] = ()  # build contexts outside the repository compose may use
+    cache_from: tuple[str, ...] = ()  # registry cache prefixes: each build's is PREFIX/<service>:buildcache
+    cache_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -402,6 +404,8 @@ _COMPOSE_KEYS: dict[str, tuple[str, Reader]] = {
     "files": ("files", _str_list),
     "profiles": ("profiles", _str_list),
     "allow-contexts": ("allow_contexts", _str_list),
+    "cache-from": ("cache_from", _str_list),
+    "cache-to": ("cache_to", _str_list),
 }
 
 

@@ -219,6 +219,8 @@ _STACK_HELP = {
     "service": "only this service (repeatable)",
     "project-name": "compose project name",
     "no-cache": "build without BuildKit's cache",
+    "cache-from": "import each build's registry cache from REF/<service>:buildcache (repeatable)",
+    "cache-to": "export each build's registry cache to REF/<service>:buildcache (repeatable)",
 }
 
 
@@ -229,6 +231,8 @@ def _stack_options(
     project_name: str | None,
     no_cache: bool | None,
     quiet: bool,
+    cache: tuple[list[str] | None, list[str] | None] = (None, None),
+    fail_fast: bool = False,
 ) -> stacks.ComposeOptions:
     from dockyard.build import stack as stacks  # noqa: PLC0415
 
@@ -238,10 +242,20 @@ def _stack_options(
         project_name=project_name,
         no_cache=_option(c, "no_cache", no_cache),
         quiet=quiet,
+        fail_fast=fail_fast,
+        cache_from=tuple(cache[0] or ()),
+        cache_to=tuple(cache[1] or ()),
     )
 
 
-@task(iterable=["file", "profile", "service"], help={**_STACK_HELP, "quiet": "hide the live build progress"})
+@task(
+    iterable=["file", "profile", "service", "cache_from", "cache_to"],
+    help={
+        **_STACK_HELP,
+        "quiet": "hide the live build progress",
+        "fail-fast": "stop at the first build that fails",
+    },
+)
 @_door
 def compose_build(
     c: Context,
@@ -251,14 +265,26 @@ def compose_build(
     project_name: str | None = None,
     no_cache: bool = False,
     quiet: bool = False,
+    cache_from: list[str] | None = None,
+    cache_to: list[str] | None = None,
+    fail_fast: bool = False,
 ) -> None:
     """Build every `build:` service of a compose file; services sharing a build get one image."""
-    options = _stack_options(c, profile, service, project_name, no_cache, _option(c, "quiet", quiet))
+    options = _stack_options(
+        c,
+        profile,
+        service,
+        project_name,
+        no_cache,
+        _option(c, "quiet", quiet),
+        (cache_from, cache_to),
+        fail_fast,
+    )
     actions.compose_build(_settings(c), file or [], options, make_console())
 
 
 @task(
-    iterable=["file", "profile", "service", "skip", "only"],
+    iterable=["file", "profile", "service", "skip", "only", "cache_from", "cache_to"],
     help={
         **_STACK_HELP,
         "skip": "check id to skip (repeatable; `command` included)",
@@ -281,9 +307,11 @@ def verify_compose(
     json: str | None = None,
     junit: str | None = None,
     markdown: str | None = None,
+    cache_from: list[str] | None = None,
+    cache_to: list[str] | None = None,
 ) -> None:
     """compose-build, every service's command, and the image checklist on each distinct image."""
-    options = _stack_options(c, profile, service, project_name, no_cache, True)
+    options = _stack_options(c, profile, service, project_name, no_cache, True, (cache_from, cache_to))
     request = actions.VerifyRequest(
         skip=tuple(skip or ()),
         only=tuple(only or ()),

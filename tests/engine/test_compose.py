@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from dockyard import config, engine
+from dockyard import cli, config, engine
 from dockyard.build import buildkit as build
 from dockyard.build import stack as stacks
 from dockyard.cli import run_boundary
@@ -481,3 +481,71 @@ def test_a_service_whose_base_image_cannot_be_pulled_is_an_error_and_stops_nothi
     assert rows["web", "command"].outcome is Outcome.SKIP
     assert rows["api", "built"].outcome is Outcome.PASS, rows["api", "built"].evidence
     assert rows["api", "command"].outcome is Outcome.PASS, rows["api", "command"].evidence
+
+
+KEEP_GOING_COMPOSE = """\
+x-labels: &labels
+  labels:
+    dev.dockyard.test-run: "${TEST_RUN}"
+services:
+  api:
+    build:
+      context: .
+      <<: *labels
+      args:
+        PYTHON_IMAGE: "${PYTHON_IMAGE}"
+    command: ["python3", "-c", "print('up')"]
+  web:
+    build:
+      context: ./web
+      <<: *labels
+  worker:
+    build:
+      context: ./worker
+      <<: *labels
+      args:
+        PYTHON_IMAGE: "${PYTHON_IMAGE}"
+"""
+
+
+def test_compose_build_builds_every_service_after_a_failed_one_and_exits_1(
+    docker: engine.Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # dataset-processor: an unpullable Node `web` between the API and the worker stopped the worker's
+    # build. Every build runs; the table says which failed and why; the exit is 1. --fail-fast stops.
+    root = tmp_path / "keepgoing"
+    stack_project(root, KEEP_GOING_COMPOSE, HEALTH_DOCKERFILE)
+    (root / "web").mkdir()
+    (root / "web" / "Dockerfile").write_text('FROM registry.invalid/acme/node:22-alpine\nCMD ["node"]\n')
+    (root / "worker").mkdir()
+    (root / "worker" / "Dockerfile").write_text("ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\nRUN exit 3\n")
+    monkeypatch.setenv("TEST_RUN", TEST_RUN)
+    name = f"dockyard-test-{TEST_RUN}-keepgoing"
+    argv = ["--project", str(root), "compose-build", "--project-name", name, "--quiet"]
+
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    rows = {
+        cells[0]: cells
+        for line in out.splitlines()
+        if "│" in line
+        for cells in [[c.strip() for c in line.strip("│").split("│")]]
+    }
+    assert rows["api"][1] == "PASS", out
+    assert rows["web"][1] == "ERROR", out
+    assert rows["worker"][1] == "FAIL", out
+    assert "build 3/3: worker" in out, "the build after the failed one ran"
+    assert "exit code: 3" in out
+    assert docker.image_exists(f"{name}-api:latest")
+    assert err.startswith("dockyard: error: 2 of 3 build(s) of"), err
+    assert "web (ERROR), worker (FAIL)" in err
+
+    code = cli.main([*argv, "--fail-fast"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "build 3/3" not in out, "--fail-fast stops at the first build that fails"
+    assert "registry.invalid/acme/node:22-alpine could not be pulled" in err

@@ -11,6 +11,7 @@ cache does not hold, so `uv sync` runs again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import uuid
@@ -19,12 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import config, engine
+from dockyard import config, engine, registry
 from dockyard.build import buildkit as build
-from dockyard.errors import BuildFailed
+from dockyard.build import stack as stacks
+from dockyard.errors import BuildFailed, DockyardError
 from dockyard.verify.gather import copy_project
 from tests.engine import second_engine
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
+from tests.engine.test_compose import quiet_console
 
 DEPENDENCY_STEP = r"uv sync"
 PROJECT_STEP = r"uv pip install .*--no-deps"
@@ -97,3 +100,92 @@ def _digests(result: build.BuildResult) -> list[str]:
     """The layers' digests (diff ids). Their sizes are not compared: an engine measures a layer it
     pulled a few bytes apart from the same layer it built."""
     return [diff_id for diff_id, _ in result.layers]
+
+
+COMPOSE = """\
+x-build: &build
+  labels:
+    dev.dockyard.test-run: "${TEST_RUN}"
+  args:
+    PYTHON_IMAGE: "${PYTHON_IMAGE}"
+services:
+  api:
+    build:
+      context: ./api
+      <<: *build
+  worker:
+    build:
+      context: ./worker
+      <<: *build
+"""
+
+# The "dependencies" are random bytes a RUN step writes: run again, it makes a layer of another digest,
+# so equal digests prove the layer came from the cache. Keyed on a lock of its own, as uv's step is.
+STACK_DOCKERFILE = """\
+ARG PYTHON_IMAGE
+FROM ${PYTHON_IMAGE}
+COPY deps.lock /opt/deps.lock
+RUN python3 -c "import os; open('/opt/deps.bin', 'wb').write(os.urandom(200000))" # install deps
+COPY app.py /opt/app.py
+CMD ["python3", "/opt/app.py"]
+"""
+
+
+def test_compose_build_cache_from_on_a_fresh_runner_reuses_each_builds_dependency_layer(
+    docker: engine.Engine,
+    fresh_runner: second_engine.SecondEngine,
+    registry_host: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "stack"
+    for service in ("api", "worker"):
+        (root / service).mkdir(parents=True)
+        (root / service / "Dockerfile").write_text(STACK_DOCKERFILE)
+        (root / service / "deps.lock").write_text(f"{service} {uuid.uuid4().hex}\n")
+        (root / service / "app.py").write_text(f"print('{service}')\n")
+    (root / "pyproject.toml").write_text('[project]\nname = "stack"\nversion = "1.0"\n')
+    (root / "compose.yaml").write_text(COMPOSE)
+    monkeypatch.setenv("TEST_RUN", TEST_RUN)
+    prefix = f"{registry_host}/dockyard-test/compose-cache-{TEST_RUN}"
+    settings = config.load(root)
+    try:
+        # The machine's engine: each build exports its cache to PREFIX/<service>:buildcache.
+        first = stacks.compose_build(
+            docker,
+            settings,
+            console=quiet_console(),
+            options=stacks.ComposeOptions(
+                project_name=f"dockyard-test-{TEST_RUN}-cache-a", cache_to=(prefix,)
+            ),
+        )
+        assert not first.failed, [f.error.message for f in first.failed]
+        pushed = sorted(ref for built in first.builds for ref in built.cache_pushed)
+        assert [ref.split("@")[0] for ref in pushed] == [f"{prefix}/api", f"{prefix}/worker"]
+
+        # The fresh runner, a fresh set of tags, only --cache-from: no dependency step runs again.
+        monkeypatch.setenv("DOCKER_HOST", fresh_runner.host)
+        fresh = engine.Engine(docker.docker_cli)
+        again = stacks.compose_build(
+            fresh,
+            settings,
+            console=quiet_console(),
+            options=stacks.ComposeOptions(
+                project_name=f"dockyard-test-{TEST_RUN}-cache-b", cache_from=(prefix,)
+            ),
+        )
+        assert not again.failed, [f.error.message for f in again.failed]
+        assert [s.image for s in again.services] == [
+            f"dockyard-test-{TEST_RUN}-cache-b-api:latest",
+            f"dockyard-test-{TEST_RUN}-cache-b-worker:latest",
+        ]
+        for before, after in zip(first.builds, again.builds, strict=True):
+            assert after.ran(r"install deps") == [], "the dependency step came from the cache"
+            assert _digests(after) == _digests(before), "the same layers, by digest"
+    finally:
+        client = registry.Registry(registry_host)
+        for service in ("api", "worker"):
+            repository = f"dockyard-test/compose-cache-{TEST_RUN}/{service}"
+            with contextlib.suppress(DockyardError):
+                if (manifest := client.manifest(repository, "buildcache")) is not None:
+                    client.delete_manifest(repository, manifest.digest)

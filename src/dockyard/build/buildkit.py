@@ -222,7 +222,7 @@ class CachePlan:
     notes: tuple[str, ...] = ()  # what was inferred, for the build's header
 
 
-def _cache_spec(text: str) -> dict[str, str]:
+def cache_spec(text: str) -> dict[str, str]:
     """`type=registry,ref=X,mode=max` as a dict; a plain reference X is `type=registry,ref=X`."""
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if parts and all("=" in part for part in parts):
@@ -237,10 +237,10 @@ def cache_plan(cli: Cli, request: BuildRequest) -> CachePlan:
     args: list[str] = []
     if cli.buildkit is BuildkitPath.BUILDX:
         for text in request.cache_from:
-            spec = _cache_spec(text)
+            spec = cache_spec(text)
             args += ["--cache-from", ",".join(f"{k}={v}" for k, v in spec.items())]
         for text in request.cache_to:
-            spec = _cache_spec(text)
+            spec = cache_spec(text)
             if spec["type"] == "registry":
                 spec.setdefault("mode", "max")
             args += ["--cache-to", ",".join(f"{k}={v}" for k, v in spec.items())]
@@ -248,7 +248,7 @@ def cache_plan(cli: Cli, request: BuildRequest) -> CachePlan:
     tags: list[str] = []
     notes: list[str] = []
     for text in request.cache_from:
-        spec = _cache_spec(text)
+        spec = cache_spec(text)
         if spec["type"] != "registry" or not spec.get("ref"):
             raise UsageError(
                 f"cache-from {text!r}: the built-in BuildKit imports only an image's inline cache "
@@ -256,7 +256,7 @@ def cache_plan(cli: Cli, request: BuildRequest) -> CachePlan:
             )
         args += ["--cache-from", str(registry.parse_reference(spec["ref"]))]
     for text in request.cache_to:
-        spec = _cache_spec(text)
+        spec = cache_spec(text)
         if spec["type"] not in ("registry", "inline") or (spec["type"] == "registry" and not spec.get("ref")):
             raise UsageError(
                 f"cache-to {text!r}: the built-in BuildKit exports only an inline cache (cache-to REF, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 import time
@@ -23,13 +24,14 @@ import humanize
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from dockyard import git
+from dockyard import fsutil, git, registry
 from dockyard.build import buildkit as builds
 from dockyard.build.buildkit import BuildRequest, BuildResult
 from dockyard.config import Settings
 from dockyard.engine import LABEL_MANAGED, Engine
-from dockyard.errors import DockyardError, UsageError
+from dockyard.errors import BaseImageUnavailable, BuildFailed, DockyardError, UsageError
 from dockyard.project import dockerfile
 from dockyard.project.compose import (
     BuildGroup,
@@ -60,10 +62,22 @@ class ServiceBuild:
 
 @dataclass(frozen=True)
 class FailedBuild:
-    """A build of the stack that did not produce an image (only with `keep_going`)."""
+    """A build of the stack that did not produce an image."""
 
     group: BuildGroup
     error: DockyardError  # BuildFailed: the build ran and failed; anything else: it could not run
+
+    @property
+    def outcome(self) -> str:
+        """FAIL when the build ran and a step failed (the Dockerfile's finding); ERROR when it could not
+        run at all (an image it pulls could not be had, a secret file missing...)."""
+        failed = isinstance(self.error, BuildFailed) and not isinstance(self.error, BaseImageUnavailable)
+        return "FAIL" if failed else "ERROR"
+
+    def evidence(self, service: str) -> str:
+        """The one line a row of `service` shows: the error, and whose build it was when shared."""
+        first = self.group.services[0].name
+        return self.error.message + ("" if first == service else f" (the build of {first}, shared)")
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,9 @@ class ComposeOptions:
     no_cache: bool = False
     quiet: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)  # extra labels for every image built
+    fail_fast: bool = False  # stop at the first build that fails (docker compose build's way)
+    cache_from: tuple[str, ...] = ()  # none: [tool.dockyard.compose] cache-from; see `cache_refs`
+    cache_to: tuple[str, ...] = ()  # none: [tool.dockyard.compose] cache-to
 
 
 @contextlib.contextmanager
@@ -176,6 +193,60 @@ class Provenance:
         return cls(state, builds.created_time(state, environ), git.source_url(settings.project_dir))
 
 
+CACHE_TAG = "buildcache"
+SERVICE_PLACEHOLDER = "{service}"
+
+
+def _component(service: str) -> str:
+    """A compose service name as one repository path component (lowercase; `[a-z0-9]` at both ends)."""
+    text = re.sub(r"[^a-z0-9._-]+", "-", service.lower())
+    text = re.sub(r"[._-]{2,}", "-", text).strip("._-")
+    return text or "service"
+
+
+def cache_ref(text: str, service: str, what: str) -> str:
+    """The cache reference of the build named after `service` for a compose-build `--cache-from` /
+    `--cache-to` (or [tool.dockyard.compose] `cache-from`/`cache-to`) value.
+
+    `HOST/PATH[:TAG]` is a prefix: the build's cache is `HOST/PATH/<service>:TAG` (TAG defaults to
+    `buildcache`), one repository per build, so builds never overwrite each other's cache.
+    `type=registry,ref=PREFIX,...` is the same with BuildKit's other keys kept (`mode=max`). A value
+    holding `{service}` is taken as written with the service's name put in
+    (`HOST/team/{service}:cache`). Other cache types are per service in the compose file's own
+    `build.cache_from`/`cache_to`: refused here with one line."""
+    name = _component(service)
+    spec = builds.cache_spec(text.replace(SERVICE_PLACEHOLDER, name))
+    plain = "=" not in text
+    if spec.get("type") != "registry" or not spec.get("ref"):
+        raise UsageError(
+            f"{what} {text!r}: compose-build takes a registry reference prefix (HOST/PATH, each build's "
+            "cache at HOST/PATH/<service>:buildcache) or type=registry,ref=PREFIX; set other cache "
+            "types per service in the compose file (build.cache_from / build.cache_to)"
+        )
+    ref = registry.parse_reference(spec["ref"])
+    if ref.digest:
+        raise UsageError(f"{what} {text!r}: a cache prefix names a repository, not a digest")
+    if SERVICE_PLACEHOLDER not in text:
+        ref = registry.Reference(ref.host, f"{ref.repository}/{name}", ref.tag or CACHE_TAG)
+    if plain:
+        return str(ref)
+    return ",".join(f"{k}={str(ref) if k == 'ref' else v}" for k, v in spec.items())
+
+
+def cache_refs(
+    settings: Settings, options: ComposeOptions, group: BuildGroup
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(cache-from, cache-to) the command line or [tool.dockyard.compose] gives the group's build,
+    named after the service the build is named after (the command line wins over configuration)."""
+    name = group.services[0].name
+    froms = options.cache_from or settings.compose.cache_from
+    tos = options.cache_to or settings.compose.cache_to
+    return (
+        tuple(cache_ref(text, name, "cache-from") for text in froms),
+        tuple(cache_ref(text, name, "cache-to") for text in tos),
+    )
+
+
 def request_for(
     settings: Settings,
     group: BuildGroup,
@@ -193,6 +264,7 @@ def request_for(
     args = build_args(settings, group)
     base = dockerfile.parse(spec.dockerfile).final_base(args)
     oci = builds.oci_labels(settings, provenance.state, provenance.created, provenance.source, base)
+    cache_from, cache_to = cache_refs(settings, options, group)
     return BuildRequest(
         dockerfile=spec.dockerfile,
         context=spec.context,
@@ -203,8 +275,8 @@ def request_for(
         target=spec.target,
         platform=spec.platform,
         no_cache=options.no_cache or spec.no_cache,
-        cache_from=spec.cache_from,
-        cache_to=spec.cache_to,
+        cache_from=tuple(dict.fromkeys((*spec.cache_from, *cache_from))),
+        cache_to=tuple(dict.fromkeys((*spec.cache_to, *cache_to))),
     )
 
 
@@ -216,12 +288,12 @@ def compose_build(
     console: Console,
     options: ComposeOptions | None = None,
     environ: Mapping[str, str] | None = None,
-    keep_going: bool = False,
 ) -> StackBuild:
     """Resolve the stack, build each distinct build once, tag it for its services, print a table.
 
-    A build that fails raises, unless `keep_going`: then it is recorded in `StackBuild.failed` and the
-    other builds go on (verify-compose reports it as that build's services' rows)."""
+    A build that fails is recorded in `StackBuild.failed` and the other builds go on (the table has a
+    FAIL or ERROR row for each of its services; verify-compose reports them as rows of its own), unless
+    `options.fail_fast`: then the first failure raises."""
     options = options or ComposeOptions()
     environ = os.environ if environ is None else environ
     start = time.monotonic()
@@ -243,6 +315,8 @@ def compose_build(
         console.print("  compose environment: " + ", ".join(f"{k}={v}" for k, v in env.items()), markup=False)
     if not groups:
         raise UsageError(f"no service of {model.project} has a `build:` section: nothing to build")
+    for group in groups:  # a cache reference dockyard cannot use: before any build
+        cache_refs(settings, options, group)
 
     def echo(line: str) -> None:
         if not options.quiet:
@@ -260,7 +334,7 @@ def compose_build(
         try:
             result = _build_group(engine, settings, group, options, provenance, compose_env, console, echo)
         except DockyardError as exc:
-            if not keep_going:
+            if options.fail_fast:
                 raise
             console.print(f"  [red]failed:[/] {escape(exc.message)}")
             failed.append(FailedBuild(group, exc))
@@ -300,23 +374,67 @@ def _build_group(
             console.print(
                 "  secrets: " + ", ".join(f"{k} ({v})" for k, v in request.secrets.items()), markup=False
             )
+        for what, refs in (("cache-from", request.cache_from), ("cache-to", request.cache_to)):
+            if refs:
+                console.print(f"  {what}: {', '.join(refs)}", markup=False)
         return builds.build(engine, request, on_line=echo)
 
 
 def print_stack(stack: StackBuild, console: Console) -> None:
+    """The table: a row per service with `build:` in the model's order, PASS with its image, FAIL with
+    the failing step or ERROR naming what could not be had; then each failed step's output."""
     table = Table(title=f"compose-build {stack.model.project}", title_justify="left")
-    for column in ("Service", "Image", "Size", "Time", "Build"):
-        table.add_column(column, justify="right" if column in ("Size", "Time") else "left")
-    for item in stack.services:
-        how = f"same build as {item.built_for}" if item.reused else item.image_id.removeprefix("sha256:")[:12]
-        table.add_row(item.service, item.image, humanize.naturalsize(item.size), f"{item.seconds:.1f}s", how)
-    for failure in stack.failed:
-        for service in failure.group.services:
-            table.add_row(service.name, with_tag(service.image), "", "", "[red]failed[/]")
+    for column in ("Service", "Result", "Image", "Size"):
+        table.add_column(column, justify="right" if column == "Size" else "left")
+    table.add_column("Time", justify="right")
+    table.add_column("Build", overflow="fold")
+    built = {item.service: item for item in stack.services}
+    failures = {s.name: failure for failure in stack.failed for s in failure.group.services}
+    for service in stack.model.services:
+        if (item := built.get(service.name)) is not None:
+            how = (
+                f"same build as {item.built_for}"
+                if item.reused
+                else item.image_id.removeprefix("sha256:")[:12]
+            )
+            size, seconds = humanize.naturalsize(item.size), f"{item.seconds:.1f}s"
+            table.add_row(item.service, Text("PASS", "green"), item.image, size, seconds, Text(how))
+        elif (failure := failures.get(service.name)) is not None:
+            style = "red" if failure.outcome == "FAIL" else "bold red"
+            evidence = Text(fsutil.printable(failure.evidence(service.name)))
+            table.add_row(
+                service.name, Text(failure.outcome, style), with_tag(service.image), "", "", evidence
+            )
     console.print(table)
+    for failure in stack.failed:
+        if failure.error.detail:
+            names = ", ".join(s.name for s in failure.group.services)
+            style = "red" if failure.outcome == "FAIL" else "bold red"
+            console.print(Text(f"{failure.outcome} build of {names}", style))
+            for line in failure.error.detail.splitlines():
+                console.print(Text(f"    {fsutil.printable(line)}"))
     services = len(stack.services)
-    failed = f", {len(stack.failed)} build(s) failed" if stack.failed else ""
+    failed = ""
+    if stack.failed:
+        listed = ", ".join(f"{f.group.services[0].name} ({f.outcome})" for f in stack.failed)
+        failed = f"; {len(stack.failed)} of {len(stack.groups) + len(stack.failed)} build(s) failed: {listed}"
     console.print(
-        f"{services} service image(s) from {len(stack.builds)} build(s) in {stack.seconds:.1f}s{failed}",
+        f"{services} service image(s) from {len(stack.groups)} build(s) in {stack.seconds:.1f}s{failed}",
         markup=False,
+    )
+
+
+class StackFailed(DockyardError):
+    """Builds of the stack failed; the table saying which and why has been printed (exit 1)."""
+
+
+def failure_error(stack: StackBuild) -> StackFailed | None:
+    """What compose-build raises once the table is printed: exit 1 naming every build that failed."""
+    if not stack.failed:
+        return None
+    total = len(stack.groups) + len(stack.failed)
+    listed = ", ".join(f"{', '.join(s.name for s in f.group.services)} ({f.outcome})" for f in stack.failed)
+    return StackFailed(
+        f"{len(stack.failed)} of {total} build(s) of {stack.model.project} failed: {listed}; "
+        "the table above says why"
     )

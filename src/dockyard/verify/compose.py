@@ -41,7 +41,7 @@ from dockyard.build.stack import (
 )
 from dockyard.config import Settings, for_build
 from dockyard.engine import Engine, first_line
-from dockyard.errors import BaseImageUnavailable, BuildFailed, DockyardError
+from dockyard.errors import BuildFailed, DockyardError
 from dockyard.image import metadata as images
 from dockyard.project.compose import BuildGroup, Service, interpolation_environment
 from dockyard.results import CheckResult, Outcome, Report
@@ -563,11 +563,9 @@ def _built_result(item: ServiceBuild) -> CheckResult:
 def _failed_build_result(service: Service, failure: FailedBuild) -> CheckResult:
     error = failure.error
     detail = error.detail.splitlines() if isinstance(error, BuildFailed) else []
-    failed = isinstance(error, BuildFailed) and not isinstance(error, BaseImageUnavailable)
-    outcome = Outcome.FAIL if failed else Outcome.ERROR
-    first = failure.group.services[0].name
-    how = "" if first == service.name else f" (the build of {first}, shared)"
-    return _row("built", service.name, outcome, f"{error.message}{how}", detail)
+    return _row(
+        "built", service.name, Outcome(failure.outcome.lower()), failure.evidence(service.name), detail
+    )
 
 
 def _image_only_result(engine: Engine, service: Service) -> CheckResult:
@@ -682,9 +680,8 @@ def verify_compose(
     )
     verify.preflight(settings, image_checks)  # unknown check ids, a bad layer-cache-touch: before building
     run_images = not checks.only or bool(image_checks.only)
-    stack = compose_build(
-        engine, settings, files, console=console, options=options, environ=environ, keep_going=True
-    )
+    options = replace(options or ComposeOptions(), fail_fast=False)  # every build is reported
+    stack = compose_build(engine, settings, files, console=console, options=options, environ=environ)
     results = _service_rows(engine, settings, stack, checks)
     if run_images:
         compose_env = {**environ, **interpolation_environment(settings, environ)}
