@@ -147,6 +147,7 @@ class Settings:
     context_explicit: bool = True  # the context was configured, not discovered
     repository: Path | None = None  # the git work tree holding the project
     problems: Mapping[str, str] = field(default_factory=dict)  # what discovery could not decide
+    candidates: tuple[discovery.ComposeBuild, ...] = ()  # undecided Dockerfile: the builds it could be
     inferred: tuple[Inferred, ...] = ()  # the `project:` header lines
     has_project: bool = True  # False: `dockyard verify IMAGE` outside any project
     door: str = "dockyard"  # how the user runs dockyard's commands: "dockyard" (CLI) or "invoke"
@@ -659,6 +660,7 @@ def _settings(
         context_explicit=layout.context_explicit,
         repository=layout.repository,
         problems=layout.problems,
+        candidates=layout.candidates,
         inferred=inferred,
         door=door,
         **fields,

@@ -18,6 +18,7 @@ from dockyard import config
 from dockyard.errors import EngineUnavailable
 from dockyard.machine import doctor, provisioning
 from tests.engine.conftest import ROOT
+from tests.unit.trees import git_init
 
 
 def test_doctor_lists_every_item_and_this_machine_is_ready() -> None:
@@ -129,3 +130,47 @@ def test_base_images_are_what_the_projects_dockerfile_pulls(tmp_path: Path) -> N
     assert line.status == doctor.OK, line
     assert python in line.detail
     assert uv in line.detail
+
+
+def test_base_images_of_two_compose_builds_are_what_both_dockerfiles_pull(tmp_path: Path) -> None:
+    # dataset-processor: a web and a worker, each with its own Dockerfile in docker/, named by a
+    # compose file one directory up. The Dockerfile is undecided, so the line lists what every build
+    # of the compose file pulls, each with its own args, not the machine's stand-ins.
+    repo = tmp_path / "repo"
+    project = repo / "api"
+    (project / "docker").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "api"\nversion = "0.1.0"\ndependencies = []\n')
+    (project / "docker" / "api.Dockerfile").write_text(
+        "ARG RUNTIME=registry.invalid/acme/python:3.12\nFROM ${RUNTIME}\n"
+        "COPY --from=registry.invalid/acme/uv:1 /uv /bin/uv\nRUN uv sync\n"
+    )
+    (project / "docker" / "worker.Dockerfile").write_text(
+        "ARG BASE=registry.invalid/acme/python:3.12\nFROM ${BASE} AS build\n"
+        "FROM registry.invalid/acme/worker-base:2\nCOPY --from=build /app /app\nRUN uv sync\n"
+    )
+    (repo / "docker-compose.yml").write_text(
+        "services:\n"
+        "  api:\n    build:\n      context: ./api\n      dockerfile: docker/api.Dockerfile\n"
+        "  worker:\n    build:\n      context: ./api\n      dockerfile: docker/worker.Dockerfile\n"
+        "      args:\n        BASE: registry.invalid/acme/python:3.11\n"
+        "  db:\n    image: postgres:16\n"
+    )
+    git_init(repo)  # Compose's file is searched up to the repository's root
+    line = next(entry for entry in doctor.diagnose(project) if entry.item == "base images")
+    assert line.status == doctor.FIX, line
+    assert line.detail.startswith(
+        "docker/api.Dockerfile, docker/worker.Dockerfile pull what cannot be pulled"
+    )
+    for image in (
+        "registry.invalid/acme/python:3.12",  # api's default
+        "registry.invalid/acme/uv:1",
+        "registry.invalid/acme/python:3.11",  # the worker's compose args win over its ARG's default
+        "registry.invalid/acme/worker-base:2",
+    ):
+        assert image in line.detail, (image, line.detail)
+    assert "dockyard-standin" not in line.detail
+    assert "postgres" not in line.detail, "an image a service runs without building is no base image"
+    assert "DOCKYARD_BUILD_ARG_RUNTIME=<a local image>" in line.fix
+    assert "DOCKYARD_BUILD_ARG_BASE" not in line.fix, "the compose file's args win over dockyard's"
+    assert "point worker's build.args.BASE in the compose file at a local image" in line.fix
+    assert "make registry.invalid/acme/uv:1, registry.invalid/acme/worker-base:2 a build arg" in line.fix

@@ -210,6 +210,13 @@ def test_several_dockerfiles_that_fit_equally_ask_for_a_choice(tmp_path: Path) -
         in raised.value.message
     )
     assert "--dockerfile PATH" in raised.value.message
+    # doctor lists what every one of them pulls: they are kept as the candidates
+    assert [c.dockerfile for c in settings.candidates] == [
+        tmp_path / "docker" / "api.Dockerfile",
+        tmp_path / "docker" / "worker.Dockerfile",
+    ]
+    decided = load(tree(tmp_path / "one", {"pyproject.toml": project("app"), "Dockerfile": "FROM a\n"}))
+    assert decided.candidates == ()
 
 
 def test_no_dockerfile_says_where_it_looked(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from dockyard.errors import CommandError, CommandTimeout, DockyardError, EngineU
 from dockyard.init import DEFAULT_UV_VERSION
 from dockyard.machine import provisioning
 from dockyard.project import dockerfile
+from dockyard.project.discover import shown as shown_path
 
 OK, WARN, FIX = "OK", "WARN", "FIX"
 TIMEOUT = 2.5  # seconds, for any one network or engine question
@@ -260,19 +261,45 @@ def _image_uv_version(settings: config.Settings) -> str | None:
     return match.group(1) if match else None
 
 
-def _images_to_check(ctx: Context) -> list[dockerfile.Pulled]:
+@dataclass(frozen=True)
+class _Pulls:
+    images: list[dockerfile.Pulled]
+    where: str  # the Dockerfile(s) that pull them
+    compose_args: Mapping[str, str] = field(default_factory=dict)  # image -> the compose arg naming it
+
+
+def _images_to_check(ctx: Context) -> _Pulls:
     """What the project's build pulls (its Dockerfile's bases and `--from` images, with the build
-    args dockyard passes); without a readable Dockerfile, the stand-ins' PYTHON_IMAGE and UV_IMAGE."""
-    if ctx.settings is not None:
+    args dockyard passes), and which Dockerfile(s) pull it. When the Dockerfile is undecided (several
+    compose builds fit: a web and a worker), the union of what every build of the compose file pulls,
+    each with its own `args:` (or of every Dockerfile found); without a readable Dockerfile, the
+    stand-ins' PYTHON_IMAGE and UV_IMAGE."""
+    settings = ctx.settings
+    if settings is not None and "dockerfile" in settings.problems and settings.candidates:
+        found: dict[str, dockerfile.Pulled] = {}
+        compose_args: dict[str, str] = {}
+        files: dict[Path, None] = {}
+        for build in settings.candidates:
+            with contextlib.suppress(DockyardError, OSError, UnicodeDecodeError):
+                parsed = dockerfile.parse(build.dockerfile)
+                files[build.dockerfile] = None
+                for image in parsed.external_images({**settings.build_args, **build.args}):
+                    found.setdefault(image.reference, image)
+                    if image.arg in build.args:  # the compose file's args win over dockyard's
+                        compose_args.setdefault(image.reference, f"{build.service}'s build.args.{image.arg}")
+        if files:
+            shown = ", ".join(shown_path(f, settings.project_dir) for f in files)
+            return _Pulls(list(found.values()), shown, compose_args)
+    if settings is not None:
         with contextlib.suppress(DockyardError):
-            parsed = dockerfile.parse(ctx.settings.dockerfile)
-            return list(parsed.external_images(ctx.settings.build_args))
-    images = _base_images(ctx.settings)
-    if ctx.settings is None:
+            parsed = dockerfile.parse(settings.dockerfile)
+            return _Pulls(list(parsed.external_images(settings.build_args)), settings.dockerfile.name)
+    images = _base_images(settings)
+    if settings is None:
         for key in images:
             if value := ctx.environ.get(f"DOCKYARD_BUILD_ARG_{key}"):
                 images[key] = value
-    return [dockerfile.Pulled(ref, key) for key, ref in images.items()]
+    return _Pulls([dockerfile.Pulled(ref, key) for key, ref in images.items()], "the machine's stand-ins")
 
 
 def _pull_problem(exc: Exception) -> str:
@@ -283,8 +310,26 @@ def _pull_problem(exc: Exception) -> str:
     return text[:80]
 
 
+def _base_image_fixes(pulls: _Pulls, missing: list[dockerfile.Pulled]) -> str:
+    """How to point each image that cannot be pulled elsewhere: the build arg dockyard passes, the
+    compose file's arg (which wins over dockyard's), or a build arg to make of an image written out."""
+    in_compose = [pulls.compose_args[i.reference] for i in missing if i.reference in pulls.compose_args]
+    named = [i.arg for i in missing if i.arg and i.reference not in pulls.compose_args]
+    written = [i.reference for i in missing if not i.arg]
+    fixes = [f"DOCKYARD_BUILD_ARG_{arg}=<a local image>" for arg in dict.fromkeys(named)]
+    if in_compose:
+        fixes.append(f"point {', '.join(in_compose)} in the compose file at a local image")
+    if written:
+        fixes.append(
+            f"make {', '.join(written)} a build arg (ARG X={written[0]}, FROM ${{X}}) to point it at a "
+            "local image, or reach its registry"
+        )
+    return "; ".join(fixes)
+
+
 def check_base_images(ctx: Context) -> Line:
-    images = _images_to_check(ctx)
+    pulls = _images_to_check(ctx)
+    images = pulls.images
     if not images:
         return Line("base images", OK, "the Dockerfile pulls no image (FROM scratch)")
     if ctx.client is None:
@@ -317,16 +362,9 @@ def check_base_images(ctx: Context) -> Line:
         if ctx.settings is None:
             fix, fixable = ctx.machine_fix()
             return Line("base images", FIX, f"cannot be pulled: {shown}", fix, fixable)
-        named = [image.arg for image, _ in missing if image.arg]
-        written = [image.reference for image, _ in missing if not image.arg]
-        fixes = [f"DOCKYARD_BUILD_ARG_{arg}=<a local image>" for arg in named]
-        if written:
-            fixes.append(
-                f"make {', '.join(written)} a build arg (ARG X={written[0]}, FROM ${{X}}) to point it at a "
-                "local image, or reach its registry"
-            )
-        where = ctx.settings.dockerfile.name
-        return Line("base images", FIX, f"{where} pulls what cannot be pulled: {shown}", "; ".join(fixes))
+        verb = "pull" if ", " in pulls.where else "pulls"
+        detail = f"{pulls.where} {verb} what cannot be pulled: {shown}"
+        return Line("base images", FIX, detail, _base_image_fixes(pulls, [image for image, _ in missing]))
     parts = []
     if present:
         parts.append("present: " + ", ".join(present))

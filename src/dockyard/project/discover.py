@@ -114,6 +114,9 @@ class Layout:
     modules: SourceModules
     notes: tuple[Inferred, ...]
     problems: Mapping[str, str] = field(default_factory=dict)  # dockerfile/package/context -> why
+    # When the Dockerfile is undecided, every build that could be the project's: each build of the
+    # compose file (with its args), or each Dockerfile found (doctor lists what all of them pull).
+    candidates: tuple[ComposeBuild, ...] = ()
 
 
 def shown(path: Path, base: Path) -> str:
@@ -356,6 +359,7 @@ class _State:
     problems: dict[str, str] = field(default_factory=dict)
     compose: ComposeFound | None = None
     compose_read: bool = False
+    candidates: list[ComposeBuild] = field(default_factory=list)
 
     def show(self, path: Path) -> str:
         return shown(path, self.project_dir)
@@ -389,6 +393,7 @@ def discover(project_dir: Path, workspace: Workspace, requested: Requested) -> L
         modules=modules,
         notes=tuple(state.notes),
         problems=dict(state.problems),
+        candidates=tuple(state.candidates) if "dockerfile" in state.problems else (),
     )
 
 
@@ -487,6 +492,7 @@ def _dockerfile(state: _State, package: Package | None) -> tuple[Path, ComposeBu
             return build.dockerfile, build, f"discovered: {compose.files} service {build.service}"
         if len(distinct) > 1:
             listed = ", ".join(_describe(state, b) for b in distinct.values())
+            state.candidates = [b for b in compose.builds if b.dockerfile.is_file()]
             state.problems["dockerfile"] = (
                 f"{len(distinct)} compose builds fit this project: {listed}; choose one with --dockerfile "
                 "PATH (or `dockerfile` in [tool.dockyard]), or check every service with "
@@ -508,6 +514,7 @@ def _dockerfile(state: _State, package: Package | None) -> tuple[Path, ComposeBu
         how = f"discovered: the only Dockerfile, {state.show(loose[0])}"
         return loose[0], _build_using(state, loose[0]), how
     if loose:
+        state.candidates = [ComposeBuild("", home, path) for path in loose]
         listed = ", ".join(state.show(p) for p in loose)
         state.problems["dockerfile"] = (
             f"{len(loose)} Dockerfiles fit this project: {listed}; choose one with --dockerfile PATH "
