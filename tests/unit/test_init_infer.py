@@ -16,6 +16,7 @@ from tests.unit.trees import (
     STARLETTE_APP,
     Locked,
     git_init,
+    lock_text,
     packaged_project,
     pyproject,
     workspace_member,
@@ -521,3 +522,92 @@ def test_sources_in_tests_and_untracked_junk_are_not_scanned(tmp_path: Path) -> 
     git_init(root)
     assert inferred(root).kind == "job"
     assert runs.scan(read_project(root), tree_files(root)).web == []
+
+
+def postmodern_server(root: Path) -> Path:
+    """A workspace shaped like carderne/postmodern-mono: a root project of its own and members in
+    apps/ and libs/ sharing the `postmodern` namespace (hatch `packages = ["postmodern"]`, no
+    `postmodern/__init__.py`); the server has no scripts and is run as `python .../run.py`, a module
+    with an `if __name__ == "__main__":` block."""
+    hatch = '\n[tool.hatch.build.targets.wheel]\npackages = ["postmodern"]\n'
+    hatchling = '\n[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    write(
+        root,
+        {
+            "pyproject.toml": pyproject("postmodern", packaged=False)
+            + '\n[tool.uv.workspace]\nmembers = ["apps/*", "libs/*"]\n',
+            "apps/server/pyproject.toml": pyproject(
+                "postmodern-server",
+                ["postmodern-greeter"],
+                packaged=False,
+                extra="\n[tool.uv.sources]\npostmodern-greeter = { workspace = true }\n" + hatchling + hatch,
+            ),
+            "apps/server/README.md": "# server\n",
+            "apps/server/postmodern/server/__init__.py": "",
+            "apps/server/postmodern/server/run.py": (
+                "from postmodern.greeter import greet\n\n\ndef main():\n    print(greet())\n\n\n"
+                'if __name__ == "__main__":\n    main()\n'
+            ),
+            "apps/server/postmodern/server/helpers.py": 'if __name__ == "__main__":\n    print("debug")\n',
+            "apps/server/tests/test_server.py": 'if __name__ == "__main__":\n    print("a test")\n',
+            "libs/greeter/pyproject.toml": pyproject(
+                "postmodern-greeter", packaged=False, extra=hatchling + hatch
+            ),
+            "libs/greeter/postmodern/greeter/__init__.py": "def greet():\n    return 'hi'\n",
+        },
+    )
+    members = [
+        Locked("postmodern", "0.1.0", source='source = { virtual = "." }'),
+        Locked(
+            "postmodern-server",
+            "0.1.0",
+            source='source = { editable = "apps/server" }',
+            dependencies=["postmodern-greeter"],
+        ),
+        Locked("postmodern-greeter", "0.1.0", source='source = { editable = "libs/greeter" }'),
+    ]
+    (root / "uv.lock").write_text(
+        lock_text(members, members=["postmodern", "postmodern-greeter", "postmodern-server"])
+    )
+    return root / "apps" / "server"
+
+
+def test_a_module_with_a_main_block_is_what_runs_when_nothing_else_does(tmp_path: Path) -> None:
+    server = postmodern_server(tmp_path)
+    git_init(tmp_path)
+    result = inferred(server)
+    assert result.project.module_name == "postmodern"
+    assert (result.kind, result.run.cmd) == ("job", ("python", "-m", "postmodern.server.run"))
+    assert fact(result, "runs") == (
+        "job: `python -m postmodern.server.run` | "
+        'postmodern/server/run.py has an `if __name__ == "__main__":` block'
+    )
+
+
+def test_a_main_block_outside_the_project_or_in_its_tests_is_not_what_runs(tmp_path: Path) -> None:
+    server = postmodern_server(tmp_path / "repo")
+    (server / "postmodern" / "server" / "run.py").unlink()
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text('if __name__ == "__main__":\n    print("not the project")\n')
+    (server / "postmodern" / "server" / "run.py").symlink_to(outside)
+    git_init(tmp_path / "repo")  # git lists the link as a file of the project
+    assert "postmodern/server/run.py" in tree_files(server)
+    result = inferred(server)
+    # Only the project's own module (helpers.py) remains: the link out of the tree is not read, the
+    # tests are not the program.
+    assert result.run.cmd == ("python", "-m", "postmodern.server.helpers")
+    (server / "postmodern" / "server" / "helpers.py").write_text("X = 1\n")
+    with pytest.raises(UsageError, match="nothing to run in postmodern-server"):
+        inferred(server)
+
+
+def test_a_virtual_projects_module_in_a_package_runs_with_python_m(tmp_path: Path) -> None:
+    root = packaged_project(
+        tmp_path,
+        "batch",
+        packaged=False,
+        modules={"jobs/__init__.py": "", "jobs/run.py": 'if __name__ == "__main__":\n    print(1)\n'},
+    )
+    assert inferred(root).run.cmd == ("python", "-m", "jobs.run")
+    write(root, {"main.py": 'if __name__ == "__main__":\n    print(1)\n'})
+    assert inferred(root).run.cmd == ("python", "main.py"), "a top-level script still comes first"

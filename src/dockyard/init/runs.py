@@ -77,9 +77,13 @@ class Sources:
 
 def scan(project: Project, files: list[str]) -> Sources:
     found = Sources()
+    home = project.directory.resolve()
     for path in projects.python_sources(project, files):
+        source = project.directory / path
         try:
-            text = (project.directory / path).read_text(errors="replace")
+            if not source.resolve().is_relative_to(home):  # a link out of the project: not its source
+                continue
+            text = source.read_text(errors="replace")
         except OSError:
             continue
         module = projects.module_of(path, project)
@@ -206,18 +210,37 @@ def _main_script(project: Project) -> str:
     return (plain or scripts)[0]
 
 
-def _main_module(project: Project, found: Sources) -> tuple[str, str] | None:
+# A module with a `__main__` guard that is probably the program (`run.py`), best first.
+_MAIN_NAMES = ("__main__", "main", "run", "app", "server", "service", "cli", "worker")
+
+
+def _main_module(project: Project, found: Sources) -> tuple[str, str, tuple[str, ...]] | None:
+    """(module, path, command) of what runs as `__main__`: a package's `__main__.py` (`python -m
+    pkg`), else a module of the project's own with an `if __name__ == "__main__":` block (as
+    postmodern-mono's server is run: `python .../run.py`): `python -m` its module in a packaged
+    project (the installed package), a top-level script by its path in a virtual one (`python
+    main.py`), a module inside one of its packages with `python -m`. Preferred: `__main__`, then
+    the usual names (`main`, `run`, ...), then the shallowest module."""
     candidates = []
     for module, text in found.texts.items():
         path = found.paths[module]
-        if project.packaged and path.endswith("__main__.py") and module.count(".") <= 1:
-            candidates.append((0, module, path))
-        elif not project.packaged and "/" not in path and _MAIN_GUARD.search(text):
-            candidates.append((0 if path == "main.py" else 1, module, path))
+        leaf = module.rsplit(".", 1)[-1] if not path.endswith("__main__.py") else "__main__"
+        if path.endswith("__init__.py") or (leaf != "__main__" and not _MAIN_GUARD.search(text)):
+            continue  # `python -m pkg` runs pkg/__main__.py, never the guard in its __init__.py
+        if not project.packaged and leaf == "__main__" and "/" not in path:
+            continue  # a top-level __main__.py of a virtual project is no module `python -m` finds
+        rank = _MAIN_NAMES.index(leaf) if leaf in _MAIN_NAMES else len(_MAIN_NAMES)
+        if project.packaged or "/" in path:
+            name = module.removesuffix(".__main__") if leaf == "__main__" else module
+            command: tuple[str, ...] = ("python", "-m", name)
+        else:
+            command = ("python", path)
+            rank = -1 if path == "main.py" else rank  # `uv init`'s own script
+        candidates.append((rank, path.count("/"), module, path, command))
     if not candidates:
         return None
-    _, module, path = min(candidates)
-    return module, path
+    _, _, module, path, command = min(candidates)
+    return module, path, command
 
 
 def _flagged(options: Options, found: Sources, runtime: Mapping[str, str], port: int) -> Run | None:
@@ -299,9 +322,13 @@ def decide(project: Project, options: Options, found: Sources, runtime: Mapping[
         return _from_scripts(project, found)
     main = _main_module(project, found)
     if main:
-        module, path = main
-        cmd = ("python", "-m", module.removesuffix(".__main__")) if project.packaged else ("python", path)
-        return Run("job", None, cmd, Fact("runs", f"job: `{' '.join(cmd)}`", f"{path} runs as __main__"))
+        _, path, cmd = main
+        why = (
+            f"{path} runs as __main__"
+            if path.endswith("__main__.py")
+            else (f'{path} has an `if __name__ == "__main__":` block')
+        )
+        return Run("job", None, cmd, Fact("runs", f"job: `{' '.join(cmd)}`", why))
     raise UsageError(
         f"nothing to run in {project.name}: no [project.scripts], no `__main__`, no web or worker app found; "
         "pass --app MODULE:ATTR or --worker MODULE:ATTR, or add a script"
