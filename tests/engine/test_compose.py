@@ -549,3 +549,47 @@ def test_compose_build_builds_every_service_after_a_failed_one_and_exits_1(
     assert code == 1
     assert "build 3/3" not in out, "--fail-fast stops at the first build that fails"
     assert "registry.invalid/acme/node:22-alpine could not be pulled" in err
+
+
+SECRET_COMPOSE = """\
+secrets:
+  token:
+    environment: DOCKYARD_TEST_UNSET_TOKEN
+services:
+  api:
+    build:
+      context: .
+      args:
+        PYTHON_IMAGE: "${PYTHON_IMAGE}"
+  worker:
+    build:
+      context: ./worker
+      secrets: [token]
+"""
+
+
+@pytest.mark.parametrize(
+    ("chosen", "message"),
+    [
+        ({}, "build secret 'token' of service 'worker': environment variable DOCKYARD_TEST_UNSET_TOKEN"),
+        ({"cache_to": ("acme/cache",)}, "cache-to 'acme/cache/api:buildcache' names no registry"),
+    ],
+)
+def test_bad_input_to_any_build_is_exit_2_before_the_first_build(
+    docker: engine.Engine,
+    builds: Counter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chosen: dict[str, Any],
+    message: str,
+) -> None:
+    # Building on after a failed build is for builds that fail; a secret that is not there or a cache
+    # that cannot be pushed is the user's input to fix, said before anything is built.
+    monkeypatch.delenv("DOCKYARD_TEST_UNSET_TOKEN", raising=False)
+    root = tmp_path / "input"
+    settings = stack_project(root, SECRET_COMPOSE, HEALTH_DOCKERFILE)
+    (root / "worker").mkdir()
+    (root / "worker" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
+    with pytest.raises(UsageError, match=message):
+        stacks.compose_build(docker, settings, console=quiet_console(), options=options("input", **chosen))
+    assert builds.calls == [], "nothing was built"

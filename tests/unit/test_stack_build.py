@@ -133,7 +133,7 @@ def test_a_shared_build_that_failed_names_the_service_it_is_built_for(tmp_path: 
     ],
 )
 def test_each_build_gets_a_cache_repository_of_its_own(given: str, service: str, expected: str) -> None:
-    assert stacks.cache_ref(given, service, "--cache-to") == expected
+    assert stacks.cache_ref(given, service, "cache-to") == expected
 
 
 @pytest.mark.parametrize(
@@ -147,8 +147,14 @@ def test_each_build_gets_a_cache_repository_of_its_own(given: str, service: str,
 )
 def test_a_cache_reference_compose_build_cannot_use_is_one_line(given: str, message: str) -> None:
     with pytest.raises(UsageError, match=message) as raised:
-        stacks.cache_ref(given, "api", "--cache-from")
+        stacks.cache_ref(given, "api", "cache-from")
     assert "\n" not in raised.value.message
+
+
+def test_a_cache_is_pushed_only_to_a_registry_its_name_spells_out() -> None:
+    assert stacks.cache_ref("acme/cache", "api", "cache-from") == "acme/cache/api:buildcache"
+    with pytest.raises(UsageError, match=r"cache-to 'acme/cache/api:buildcache' names no registry"):
+        stacks.cache_ref("acme/cache", "api", "cache-to")
 
 
 def _request(tmp_path: Path, options: stacks.ComposeOptions, **configured: Any) -> Any:

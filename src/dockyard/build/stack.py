@@ -228,6 +228,8 @@ def cache_ref(text: str, service: str, what: str) -> str:
         raise UsageError(f"{what} {text!r}: a cache prefix names a repository, not a digest")
     if SERVICE_PLACEHOLDER not in text:
         ref = registry.Reference(ref.host, f"{ref.repository}/{name}", ref.tag or CACHE_TAG)
+    if what == "cache-to":  # pushed: only to a registry the name spells out, never Docker Hub by default
+        registry.pushable(str(ref), what="cache-to", fix=" (the prefix of every build's cache)")
     if plain:
         return str(ref)
     return ",".join(f"{k}={str(ref) if k == 'ref' else v}" for k, v in spec.items())
@@ -315,8 +317,6 @@ def compose_build(
         console.print("  compose environment: " + ", ".join(f"{k}={v}" for k, v in env.items()), markup=False)
     if not groups:
         raise UsageError(f"no service of {model.project} has a `build:` section: nothing to build")
-    for group in groups:  # a cache reference dockyard cannot use: before any build
-        cache_refs(settings, options, group)
 
     def echo(line: str) -> None:
         if not options.quiet:
@@ -328,6 +328,9 @@ def compose_build(
     failed: list[FailedBuild] = []
     compose_env = {**environ, **interpolation_environment(settings, environ)}
     provenance = Provenance.of(settings, environ)
+    for group in groups:  # bad input (a context, a secret, a cache reference): exit 2 before any build
+        with build_secrets(settings, group, compose_env) as secrets:
+            builds.cache_plan(engine.cli, request_for(settings, group, secrets, options, provenance))
     for number, group in enumerate(groups, 1):
         names = ", ".join(s.name for s in group.services)
         console.print(f"build {number}/{len(groups)}: {names} -> {', '.join(group.tags)}", markup=False)
