@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -52,7 +53,14 @@ def docker(machine_env: Mapping[str, str]) -> Iterator[engine.Engine]:
     for image in leftovers:
         for tag in image.tags:
             made.client.images.remove(tag, force=True, noprune=False)
-    made.client.images.prune(filters={"dangling": True, "label": f"{LABEL_TEST_RUN}={TEST_RUN}"})
+    for attempt in range(10):  # the engine is shared: another run's prune may be under way (HTTP 409)
+        try:
+            made.client.images.prune(filters={"dangling": True, "label": f"{LABEL_TEST_RUN}={TEST_RUN}"})
+            break
+        except docker_errors.APIError as exc:
+            if exc.status_code != 409 or attempt == 9:
+                raise
+            time.sleep(1)
 
 
 @pytest.fixture(scope="session")

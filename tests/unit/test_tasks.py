@@ -15,7 +15,7 @@ FLAGS = {
     "build": {"no_cache", "quiet"},
     "lock": {"check"},
     "size-report": {"deep"},
-    "compose-build": {"no_cache", "quiet"},
+    "compose-build": {"no_cache", "quiet", "fail_fast"},
     "verify-compose": {"no_cache"},
 }
 
