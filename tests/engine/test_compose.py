@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -593,3 +594,25 @@ def test_bad_input_to_any_build_is_exit_2_before_the_first_build(
     with pytest.raises(UsageError, match=message):
         stacks.compose_build(docker, settings, console=quiet_console(), options=options("input", **chosen))
     assert builds.calls == [], "nothing was built"
+
+
+def test_a_builds_cache_that_is_not_there_yet_is_one_warning_and_the_build_goes_on(
+    docker: engine.Engine, registry_host: str, tmp_path: Path
+) -> None:
+    # The first run with --cache-from, before any --cache-to: BuildKit takes it as a miss and says
+    # nothing; compose-build says so per build, as `build` does, and builds.
+    settings = stack_project(tmp_path / "miss", UNPULLABLE_COMPOSE.partition("  web:")[0], HEALTH_DOCKERFILE)
+    prefix = f"{registry_host}/dockyard-test/never-pushed-{TEST_RUN}"
+    out = io.StringIO()
+    stack = stacks.compose_build(
+        docker,
+        settings,
+        console=Console(file=out, width=300),
+        options=options("miss", cache_from=(prefix,)),
+    )
+    assert not stack.failed
+    text = out.getvalue()
+    assert f"cache-from: {prefix}/api:buildcache" in text
+    warnings = [line for line in text.splitlines() if "warning:" in line]
+    assert len(warnings) == 1, text
+    assert f"{prefix}/api:buildcache" in warnings[0]

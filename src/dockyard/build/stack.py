@@ -380,7 +380,10 @@ def _build_group(
         for what, refs in (("cache-from", request.cache_from), ("cache-to", request.cache_to)):
             if refs:
                 console.print(f"  {what}: {', '.join(refs)}", markup=False)
-        return builds.build(engine, request, on_line=echo)
+        result = builds.build(engine, request, on_line=echo)
+    for missed in result.cache_missed:  # BuildKit takes it as a miss and says nothing: say it
+        console.print(f"  [yellow]warning:[/] {escape(fsutil.printable(missed))}", soft_wrap=True)
+    return result
 
 
 def print_stack(stack: StackBuild, console: Console) -> None:
