@@ -113,6 +113,9 @@ class Check:
     needs: tuple[str, ...]  # facts it reads besides the image metadata
     judge: Callable[[Facts], Verdict]
     optional: tuple[str, ...] = ()  # facts it uses when they apply, and judges without otherwise
+    # what it reads of the probe's answer beyond the app, its user and interpreter (one of
+    # `dockyard.verify.probe.FACTS`): the probe gathers only what the selected checks read
+    probe: tuple[str, ...] = ()
 
 
 T = TypeVar("T")

@@ -39,7 +39,7 @@ from dockyard.project import discover as discovery
 from dockyard.project.dockerfile import Dockerfile
 from dockyard.project.dockerfile import parse as parse_dockerfile
 from dockyard.results import CheckResult, Outcome, Report
-from dockyard.verify import checks, health, runner
+from dockyard.verify import checks, health, probe, runner
 from dockyard.verify import facts as verdicts
 from dockyard.verify.checks import CHECKS
 from dockyard.verify.checks import files as file_checks
@@ -123,7 +123,7 @@ def verify_image(
     _not_applicable(facts)
     needs = {need for check in chosen for need in (*check.needs, *check.optional)}
     stop = threading.Event()  # set when the gathering ends: a watch still running stops at once
-    spec = probe_spec(settings, info, imports)
+    spec = probe_spec(settings, info, imports, probe_facts(chosen))
     test = _health_test(settings, info)
     base = _Once(lambda: images.find_base(engine, settings, info, images.subject_name(image_ref, info)))
     credentials = any(check.id == "no-credentials" for check in chosen)
@@ -455,24 +455,39 @@ def _virtual_imports(
     return tuple(exposed), how
 
 
+def probe_facts(chosen: Iterable[verdicts.Check]) -> tuple[str, ...]:
+    """What the probe must gather for these checks (see `dockyard.verify.probe.FACTS`)."""
+    return tuple(sorted({fact for check in chosen for fact in check.probe}))
+
+
 def probe_spec(
-    settings: Settings, info: images.ImageInfo, imports: tuple[str, ...] | None = None
+    settings: Settings,
+    info: images.ImageInfo,
+    imports: tuple[str, ...] | None = None,
+    facts: Sequence[str] | None = None,
 ) -> dict[str, object]:
+    """The probe's spec: everything it can gather (`facts` None), or only those facts."""
     verify = settings.verify
     if imports is None:
         imports = default_imports(settings, info, _project_dockerfile(settings))[0]
-    return {
+    wanted = probe.closed_facts(facts)
+    spec: dict[str, object] = {
         "app": runner.app_config(info),
         "imports": list(imports),
         "commands": [{"argv": list(s.command), "timeout": s.timeout} for s in verify.smoke],
         "forbidden_names": [*file_checks.DEFAULT_FORBIDDEN_NAMES, *verify.forbidden],
         "forbidden_paths": file_checks.forbidden_paths(info.working_dir),
         "project_trees": _project_trees(settings),
-        "verify_records": _lock_names(settings.lock_file) if settings.has_project else [],
+        "verify_records": (
+            _lock_names(settings.lock_file) if settings.has_project and probe.FACT_RECORDS in wanted else []
+        ),
         "sniff_private_keys": True,
         "which": ["python", "python3"],
         "deadline_seconds": max(10.0, verify.timeout - 10),
     }
+    if facts is not None:
+        spec["facts"] = list(facts)
+    return spec
 
 
 def _project_trees(settings: Settings) -> dict[str, list[list[object]]]:

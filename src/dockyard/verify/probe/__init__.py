@@ -46,6 +46,10 @@ Spec (a JSON object, every key optional):
   whose contents match the project's own is reported), ``sniff_private_keys`` (default true: every
   regular file, whatever its size, is streamed for a PEM private key block; ELF binaries and bytecode
   beside its source excepted).
+* ``facts`` (names from ``FACTS``): what to gather besides the app's resolution, user, interpreter
+  and sys.path, which always come; absent, everything. Each fact implies those it is judged with
+  (``FACT_IMPLIES``); the walk runs only for ``environments``, ``strays``, ``privileged`` or
+  ``build_tools``, and a section not asked for is empty.
 * ``walk_roots`` (default ``["/"]``), ``walk_exclude`` (default ``/proc /sys /dev``; globs),
   ``deadline_seconds`` (default 60: the walk stops then and says ``"truncated": true``).
 
@@ -61,13 +65,39 @@ import functools
 import re
 from importlib import resources
 
+from dockyard.verify.probe.common import (
+    FACT_BUILD_TOOLS,
+    FACT_COMMANDS,
+    FACT_ENVIRONMENTS,
+    FACT_FOOTPRINT,
+    FACT_IMPORTS,
+    FACT_PRIVILEGED,
+    FACT_RECORDS,
+    FACT_STRAYS,
+    FACTS,
+    closed_facts,
+)
 from dockyard.verify.probe.resolve import PYTHON_NAME
 
 PARTS = ("common", "resolve", "distributions", "app", "walk", "main")
 _BETWEEN_PARTS = re.compile(r"^# probe: parts.*?^# probe: end parts\n", re.MULTILINE | re.DOTALL)
 _FUTURE = "from __future__ import annotations\n"
 
-__all__ = ["PARTS", "PYTHON_NAME", "source"]
+__all__ = [
+    "FACTS",
+    "FACT_BUILD_TOOLS",
+    "FACT_COMMANDS",
+    "FACT_ENVIRONMENTS",
+    "FACT_FOOTPRINT",
+    "FACT_IMPORTS",
+    "FACT_PRIVILEGED",
+    "FACT_RECORDS",
+    "FACT_STRAYS",
+    "PARTS",
+    "PYTHON_NAME",
+    "closed_facts",
+    "source",
+]
 
 
 @functools.cache

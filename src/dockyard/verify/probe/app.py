@@ -18,6 +18,11 @@ if TYPE_CHECKING:  # annotations only: never evaluated at runtime, so fine on Py
 
 # probe: parts (these imports are dropped when source() joins the parts into one program)
 from dockyard.verify.probe.common import (
+    FACT_COMMANDS,
+    FACT_ENVIRONMENTS,
+    FACT_FOOTPRINT,
+    FACT_IMPORTS,
+    FACT_RECORDS,
     SITE_DIR_NAMES,
     Spec,
     _decode,
@@ -147,7 +152,9 @@ def which(names: list[str]) -> dict[str, Any]:
     return found
 
 
-def app_environments(paths: list[str], verify: set[str] | None) -> list[dict[str, Any]]:
+def app_environments(
+    paths: list[str], verify: set[str] | None, footprint: bool = True
+) -> list[dict[str, Any]]:
     """Every entry of the app's sys.path that holds distributions (site dirs always), in path order;
     a name seen earlier on the path shadows the later ones (``shadowed``)."""
     found = []
@@ -158,7 +165,7 @@ def app_environments(paths: list[str], verify: set[str] | None) -> list[dict[str
         if real in seen_paths or not os.path.exists(real):
             continue
         seen_paths.add(real)
-        env = environment(entry, active=True, verify=verify)
+        env = environment(entry, active=True, verify=verify, footprint=footprint)
         if not env["distributions"] and os.path.basename(entry) not in SITE_DIR_NAMES:
             continue
         for dist in env["distributions"]:
@@ -291,7 +298,9 @@ def _results(checks: list[tuple[list[str], Any]]) -> list[dict[str, Any]]:
 
 
 def app_probe(spec: Spec, errors: list[str]) -> dict[str, Any]:
-    """The app's view: run as the app's interpreter and user, in the app's environment."""
+    """The app's view: run as the app's interpreter and user, in the app's environment. The smoke
+    commands start first (they need nothing else), the imports as soon as the entry point is known,
+    and the distributions are listed while both run."""
     plan = spec.plan
     head = list(plan.get("path0") or [])
     # `python -c` put '' (the working directory) first; the app has its own sys.path[0], or none.
@@ -300,17 +309,50 @@ def app_probe(spec: Spec, errors: list[str]) -> dict[str, Any]:
     sys.path[0:0] = head
     argv_prefix = [plan.get("interpreter") or sys.executable, *(plan.get("flags") or [])]
     report: dict[str, Any] = {}
-    report["python"] = _guard(errors, "python", python_info, lambda m: {"error": m})
-    report["user"] = _guard(errors, "user", user_info, lambda m: {"error": m})
-    report["cwd"] = _guard(errors, "cwd", os.getcwd, lambda _m: None)
-    report["sys_path"] = list(sys.path)
-    report["which"] = _guard(errors, "which", lambda: which(spec.which), lambda m: {"error": m})
-    entry = _guard(errors, "entry point", lambda: entry_point(plan.get("entry") or {}), lambda _m: None)
-    report["entry_point"] = entry
-    runner_cwd = bool(entry and entry.get("module", "").split(".")[0] in CWD_RUNNERS)
-    own_head = ([os.getcwd()] if runner_cwd else []) + head
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        commands = [pool.submit(run_command, c) for c in spec.commands] if spec.wants(FACT_COMMANDS) else []
+        report["python"] = _guard(errors, "python", python_info, lambda m: {"error": m})
+        report["user"] = _guard(errors, "user", user_info, lambda m: {"error": m})
+        report["cwd"] = _guard(errors, "cwd", os.getcwd, lambda _m: None)
+        report["sys_path"] = list(sys.path)
+        report["which"] = _guard(errors, "which", lambda: which(spec.which), lambda m: {"error": m})
+        checks: list[tuple[list[str], Any]] = []
+        own_head = head
+        if spec.wants(FACT_IMPORTS):
+            entry = _guard(
+                errors, "entry point", lambda: entry_point(plan.get("entry") or {}), lambda _m: None
+            )
+            report["entry_point"] = entry
+            runner_cwd = bool(entry and entry.get("module", "").split(".")[0] in CWD_RUNNERS)
+            own_head = ([os.getcwd()] if runner_cwd else []) + head
+            checks = _submit_imports(pool, spec, entry, argv_prefix, head, own_head)
+        if spec.wants(FACT_ENVIRONMENTS):
+            verify = set(spec.verify_records or ()) if spec.wants(FACT_RECORDS) else None
+            footprint = spec.wants(FACT_FOOTPRINT)
+            report["environments"] = _guard(
+                errors,
+                "environments",
+                lambda: app_environments(list(sys.path), verify, footprint),
+                lambda _m: [],
+            )
+        report["imports"] = _guard(errors, "imports", lambda: _results(checks), lambda _m: [])
+        report["commands"] = _guard(errors, "commands", lambda: [f.result() for f in commands], lambda _m: [])
+    report["imports_path"] = own_head
+    report["errors"] = errors
+    return report
+
+
+def _submit_imports(
+    pool: Any,
+    spec: Spec,
+    entry: dict[str, Any] | None,
+    argv_prefix: list[str],
+    head: list[str],
+    own_head: list[str],
+) -> list[tuple[list[str], Any]]:
+    """Start the import checks: the entry point's (a script is compiled and its imports found) with
+    the app's own sys.path[0], the configured modules with the runner's."""
     timeout = spec.import_timeout
-    verify = set(spec.verify_records) if spec.verify_records is not None else None
     groups: dict[str, list[tuple[str, list[Any]]]] = {}
     if entry and entry.get("module"):
         groups.setdefault(json.dumps(head), []).append(
@@ -318,21 +360,12 @@ def app_probe(spec: Spec, errors: list[str]) -> dict[str, Any]:
         )
     for module in spec.imports:
         groups.setdefault(json.dumps(own_head), []).append(("configured", [module, "", False]))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        checks = []
-        if entry and entry.get("script"):
-            future = pool.submit(check_script, argv_prefix, entry["script"], head, timeout)
-            checks.append((["entry point"], future))
-        for key, items in groups.items():
-            wanted = [item for _, item in items]
-            future = pool.submit(check_imports, argv_prefix, json.loads(key), wanted, timeout)
-            checks.append(([label for label, _ in items], future))
-        commands = [pool.submit(run_command, c) for c in spec.commands]
-        report["environments"] = _guard(
-            errors, "environments", lambda: app_environments(list(sys.path), verify), lambda _m: []
-        )
-        report["imports"] = _guard(errors, "imports", lambda: _results(checks), lambda _m: [])
-        report["commands"] = _guard(errors, "commands", lambda: [f.result() for f in commands], lambda _m: [])
-    report["imports_path"] = own_head
-    report["errors"] = errors
-    return report
+    checks = []
+    if entry and entry.get("script"):
+        future = pool.submit(check_script, argv_prefix, entry["script"], head, timeout)
+        checks.append((["entry point"], future))
+    for key, items in groups.items():
+        wanted = [item for _, item in items]
+        future = pool.submit(check_imports, argv_prefix, json.loads(key), wanted, timeout)
+        checks.append(([label for label, _ in items], future))
+    return checks

@@ -63,6 +63,45 @@ READ_CHUNK = 1 << 20
 KILL_GRACE = 2.0  # seconds to collect output after killing a timed-out process group
 
 
+# What the probe can gather besides the app's resolution, user, interpreter and sys.path (always):
+# a spec's ``facts`` names the ones wanted (absent: all), so a verify of a few checks pays for those.
+FACT_IMPORTS = "imports"  # the entry point's module and the configured modules, imported as the app
+FACT_COMMANDS = "commands"  # the smoke commands (and a health test), run as the app
+FACT_ENVIRONMENTS = "environments"  # distributions on the app's sys.path, and every other the walk finds
+FACT_RECORDS = "records"  # RECORD of ``verify_records`` checked against the disk, their imports resolved
+FACT_FOOTPRINT = "footprint"  # bytes and files of each distribution
+FACT_STRAYS = "strays"  # stray names and paths, host venvs, private keys (every file read), owners
+FACT_PRIVILEGED = "privileged"  # setuid/setgid-root files and file capabilities
+FACT_BUILD_TOOLS = "build_tools"  # compilers, installers, headers, -dev packages, builder source trees
+FACTS = (
+    FACT_IMPORTS, FACT_COMMANDS, FACT_ENVIRONMENTS, FACT_RECORDS, FACT_FOOTPRINT, FACT_STRAYS,
+    FACT_PRIVILEGED, FACT_BUILD_TOOLS,
+)  # fmt: skip
+# What a fact is judged with besides itself: the build tools tell the app's own source tree by the
+# files its verified imports resolve to, and what it runs by its execution path.
+FACT_IMPLIES = {
+    FACT_RECORDS: (FACT_ENVIRONMENTS,),
+    FACT_FOOTPRINT: (FACT_ENVIRONMENTS,),
+    FACT_BUILD_TOOLS: (FACT_ENVIRONMENTS, FACT_RECORDS, FACT_PRIVILEGED),
+}
+# Facts that need the walk over the whole filesystem.
+WALK_FACTS = (FACT_ENVIRONMENTS, FACT_STRAYS, FACT_PRIVILEGED, FACT_BUILD_TOOLS)
+
+
+def closed_facts(names: Iterable[str] | None) -> frozenset[str]:
+    """The facts ``names`` asks for and what they imply (None: every fact)."""
+    if names is None:
+        return frozenset(FACTS)
+    found = set()
+    todo = [n for n in names if n in FACTS]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo.extend(FACT_IMPLIES.get(name, ()))
+    return frozenset(found)
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -146,8 +185,13 @@ class Spec:
     deadline_seconds: float = DEFAULT_DEADLINE
     which: list[str] = field(default_factory=list)
     verify_records: list[str] | None = None
+    facts: list[str] | None = None  # None: every fact (see FACTS)
     # set by the root for the app probe only
     plan: dict[str, Any] = field(default_factory=dict)
+
+    def wants(self, fact: str) -> bool:
+        """Whether ``fact`` is to be gathered (asked for, or implied by one asked for)."""
+        return fact in closed_facts(self.facts)
 
 
 def _str_list(value: object) -> list[str] | None:
@@ -181,6 +225,7 @@ _SPEC_READERS: dict[str, Callable[[Any], Any]] = {
     ),
     "verify_records": lambda v: [_canonical_name(x) for x in v] if _is_str_list(v) else None,
     "role": lambda v: v if v in ("root", ROLE_APP) else None,
+    "facts": lambda v: list(v) if _is_str_list(v) and set(v) <= set(FACTS) else None,
 }
 
 

@@ -213,7 +213,9 @@ def _editable(dist: Any) -> bool:
         return False
 
 
-def distribution_record(dist: Any, cache: PycCache, verify: bool = False) -> dict[str, Any]:
+def distribution_record(
+    dist: Any, cache: PycCache, verify: bool = False, footprint: bool = True
+) -> dict[str, Any]:
     """Name, version, folder and on-disk footprint of one installed distribution; with ``verify``,
     its RECORD checked against the disk and its top-level import names resolved.
 
@@ -233,10 +235,30 @@ def distribution_record(dist: Any, cache: PycCache, verify: bool = False) -> dic
     try:
         record["name"] = _dist_name(dist)
         record["version"] = dist.version
+        if not (footprint or verify):  # name and version are all that is asked
+            record.update(size=None, files=None, missing=None)
+            return record
         base, listed, from_record = _listed(dist)
     except Exception as exc:  # broken metadata of one distribution
         record["error"] = _describe(exc)
         return record
+    record.update(_footprint(listed, cache) if footprint else {"size": None, "files": None, "missing": None})
+    if verify:
+        record["editable"] = _editable(dist)
+        record["has_record"] = from_record
+        if os.path.isdir(base):
+            record["record"] = verify_record(base, listed, hashes=from_record)
+            if not record["editable"]:
+                real_files = {os.path.realpath(p) for p, _, _ in listed}
+                record["imports"] = resolve_imports(top_level_names(base, listed), real_files)
+        else:
+            record["record"] = None  # inside a zip: not verified file by file
+    return record
+
+
+def _footprint(listed: list[tuple[str, str, str]], cache: PycCache) -> dict[str, int]:
+    """Bytes and files of what RECORD lists (missing ones counted apart), with the listed ``.py``
+    files' bytecode."""
     seen: set[str] = set()
     size = files = missing = 0
     py_files: list[str] = []
@@ -259,21 +281,12 @@ def distribution_record(dist: Any, cache: PycCache, verify: bool = False) -> dic
                 seen.add(pyc)
                 size += pyc_size
                 files += 1
-    record.update(size=size, files=files, missing=missing)
-    if verify:
-        record["editable"] = _editable(dist)
-        record["has_record"] = from_record
-        if os.path.isdir(base):
-            record["record"] = verify_record(base, listed, hashes=from_record)
-            if not record["editable"]:
-                real_files = {os.path.realpath(p) for p, _, _ in listed}
-                record["imports"] = resolve_imports(top_level_names(base, listed), real_files)
-        else:
-            record["record"] = None  # inside a zip: not verified file by file
-    return record
+    return {"size": size, "files": files, "missing": missing}
 
 
-def _distributions_at(entry: str, verify: set[str] | None, cache: PycCache) -> list[dict[str, Any]]:
+def _distributions_at(
+    entry: str, verify: set[str] | None, cache: PycCache, footprint: bool = True
+) -> list[dict[str, Any]]:
     from importlib import metadata  # noqa: PLC0415 - fails alone, inside its section
 
     found = []
@@ -281,7 +294,7 @@ def _distributions_at(entry: str, verify: set[str] | None, cache: PycCache) -> l
     for dist in dists:
         name = _dist_name(dist)
         wanted = verify is not None and (name in verify or "*" in verify)
-        found.append(distribution_record(dist, cache, verify=wanted))
+        found.append(distribution_record(dist, cache, verify=wanted, footprint=footprint))
     if any((r.get("record") or {}).get("changed_count") for r in found):
         _settle_overwrites(found, dists)
     found.sort(key=lambda r: (str(r["name"]), str(r["version"])))
@@ -326,7 +339,9 @@ def _settle_overwrites(found: list[dict[str, Any]], dists: list[Any]) -> None:
             check["overwritten"] = moved
 
 
-def environment(path: str, active: bool, verify: set[str] | None = None) -> dict[str, Any]:
+def environment(
+    path: str, active: bool, verify: set[str] | None = None, footprint: bool = True
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "path": path,
         "active": active,
@@ -340,7 +355,7 @@ def environment(path: str, active: bool, verify: set[str] | None = None) -> dict
         record["venv_root"] = root
         if root is not None:
             record["interpreter_ok"] = interpreter_ok(root)
-        record["distributions"] = _distributions_at(path, verify, {})
+        record["distributions"] = _distributions_at(path, verify, {}, footprint)
     except Exception as exc:
         record["error"] = _describe(exc)
     return record

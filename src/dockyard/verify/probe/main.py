@@ -19,7 +19,12 @@ from dockyard.verify.probe.app import (
 )
 from dockyard.verify.probe.common import (
     DEFAULT_PATH,
+    FACT_BUILD_TOOLS,
+    FACT_ENVIRONMENTS,
+    FACT_PRIVILEGED,
+    FACT_STRAYS,
     ROLE_APP,
+    WALK_FACTS,
     Spec,
     _decode,
     _describe,
@@ -175,6 +180,8 @@ def start_app_probe(spec: Spec, plan: dict[str, Any], deadline: float) -> Any:
         "deadline_seconds": spec.deadline_seconds,
         "plan": {k: plan.get(k) for k in ("interpreter", "flags", "entry", "path0")},
     }
+    if spec.facts is not None:
+        child["facts"] = spec.facts
     if spec.verify_records is not None:
         child["verify_records"] = spec.verify_records
     argv = [plan["interpreter"], *plan["flags"], "-c", _own_source(), json.dumps(child)]
@@ -227,8 +234,10 @@ def _new_walk(spec: Spec, deadline: float) -> Walk:
         paths=_Matcher(spec.forbidden_paths),
         exclude=_Matcher(os.path.normpath(p) for p in spec.walk_exclude),
         skip=mount_points(volumes) if spec.walk_roots == ["/"] else set(),
-        sniff=spec.sniff_private_keys,
+        sniff=spec.sniff_private_keys and spec.wants(FACT_STRAYS),
         project_trees=spec.project_trees,
+        privileges=spec.wants(FACT_PRIVILEGED),
+        toolchain=spec.wants(FACT_BUILD_TOOLS),
     )
 
 
@@ -257,33 +266,41 @@ def _app_sections(plan: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any
 
 
 def _walk_sections(
-    walk: Walk, plan: dict[str, Any], answer: dict[str, Any], errors: list[str]
+    spec: Spec, walk: Walk, plan: dict[str, Any], answer: dict[str, Any], errors: list[str]
 ) -> dict[str, Any]:
-    """What the walk found, judged against the app: environments, strays, privileges, tools."""
+    """What the walk found, judged against the app: environments, strays, privileges, tools (each
+    only when asked for: an empty section otherwise)."""
     app_paths = list(answer.get("sys_path") or [])
     python = answer.get("python") or {}
     active = list(answer.get("environments") or [])
-    others = _guard(errors, "environments", lambda: other_environments(walk, app_paths), lambda _m: [])
+    others: list[dict[str, Any]] = []
+    if spec.wants(FACT_ENVIRONMENTS):
+        others = _guard(errors, "environments", lambda: other_environments(walk, app_paths), lambda _m: [])
     strays = list(walk.strays)
-    strays.extend(_guard(errors, "host venvs", lambda: host_venvs(walk, python.get("prefix")), lambda _m: []))
-    owners = _Owners([*walk.site_dirs, *walk.dist_parents, *app_paths])
-    for stray in strays:
-        owner = functools.partial(owners.owner, stray["path"])
-        stray["owner"] = _guard(errors, "owners", owner, lambda _m: None)
-    path_dirs = str((plan.get("env") or {}).get("PATH") or DEFAULT_PATH).split(":")
-    tools = _guard(
-        errors, "build tools", lambda: build_tools(walk, python, path_dirs), lambda m: {"error": m}
-    )
-    origins = [
-        str(i.get("origin") or "")
-        for env in active
-        for d in env.get("distributions") or []
-        for i in d.get("imports") or []
-    ]
-    workdir = str(plan.get("workdir") or "/")
-    tools["source_trees"] = _guard(
-        errors, "source trees", lambda: source_trees(walk, app_paths, workdir, origins), lambda _m: []
-    )
+    if spec.wants(FACT_STRAYS):
+        strays.extend(
+            _guard(errors, "host venvs", lambda: host_venvs(walk, python.get("prefix")), lambda _m: [])
+        )
+        owners = _Owners([*walk.site_dirs, *walk.dist_parents, *app_paths])
+        for stray in strays:
+            owner = functools.partial(owners.owner, stray["path"])
+            stray["owner"] = _guard(errors, "owners", owner, lambda _m: None)
+    tools: dict[str, Any] = {}
+    if spec.wants(FACT_BUILD_TOOLS):
+        path_dirs = str((plan.get("env") or {}).get("PATH") or DEFAULT_PATH).split(":")
+        tools = _guard(
+            errors, "build tools", lambda: build_tools(walk, python, path_dirs), lambda m: {"error": m}
+        )
+        origins = [
+            str(i.get("origin") or "")
+            for env in active
+            for d in env.get("distributions") or []
+            for i in d.get("imports") or []
+        ]
+        workdir = str(plan.get("workdir") or "/")
+        tools["source_trees"] = _guard(
+            errors, "source trees", lambda: source_trees(walk, app_paths, workdir, origins), lambda _m: []
+        )
     return {
         "environments": active + others,
         "stray_files": sorted(strays, key=lambda s: (str(s["path"]), str(s["reason"]))),
@@ -314,12 +331,14 @@ def collect(argv: list[str], started: float) -> dict[str, Any]:
         except Exception as exc:
             errors.append(f"app probe: {_describe(exc)}")
     walk = _new_walk(spec, deadline)
-    walked = _guard(errors, "walk", lambda: _walked(spec, walk), lambda m: {"error": m})
+    walked: dict[str, Any] = {}
+    if any(spec.wants(fact) for fact in WALK_FACTS):
+        walked = _guard(errors, "walk", lambda: _walked(spec, walk), lambda m: {"error": m})
     answer = _app_answer(spec, plan, future, deadline + 5, errors) if future is not None else {}
     errors.extend(f"app probe: {e}" for e in answer.get("errors") or [])
     report: dict[str, Any] = {"probe": {"executable": sys.executable, "uid": os.getuid()}}
     report.update(_app_sections(plan, answer))
-    report.update(_walk_sections(walk, plan, answer, errors))
+    report.update(_walk_sections(spec, walk, plan, answer, errors))
     report["walk"] = dict(walk.summary(), **(walked or {}))
     report["errors"] = errors
     return report

@@ -54,6 +54,7 @@ PRIVATE_KEY_BLOCK = re.compile(
 
 ELF_MAGIC = b"\x7fELF"
 KEY_WINDOW = 512  # bytes kept around a marker so a block split across reads is still seen
+FIRST_READ = 1 << 16  # most files end within it; an ELF file is known by it
 
 
 REASON_PRIVATE_KEY = "private key"
@@ -86,6 +87,8 @@ class Walk:
     skip: set[str]  # mount points: not the image's content
     sniff: bool
     project_trees: dict[str, list[Any]]
+    privileges: bool = True  # note setuid/setgid-root files and file capabilities
+    toolchain: bool = True  # note build tools, C headers and uv projects
     files: int = 0
     dirs: int = 0
     unreadable: int = 0
@@ -100,6 +103,7 @@ class Walk:
     tools: list[dict[str, Any]] = field(default_factory=list)
     privileged: list[dict[str, Any]] = field(default_factory=list)
     strays: list[dict[str, Any]] = field(default_factory=list)
+    sources: dict[str, frozenset[str]] = field(default_factory=dict)  # folder -> its names, listed once
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -145,40 +149,66 @@ def name_variants(name: str) -> list[str]:
 
 
 def has_private_key(path: str, walk: Walk) -> bool:
-    """Whether a PEM private key block is anywhere in the file, streamed in chunks, whatever its size.
+    """Whether a PEM private key block is anywhere in the file (see :func:`_key_in`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        walk.cannot_read(path)
+        return False
+    try:
+        return _key_in(fd, path, walk)
+    finally:
+        os.close(fd)
+
+
+def _key_in(fd: int, path: str, walk: Walk) -> bool:
+    """Whether a PEM private key block is anywhere in the open file, streamed in chunks, whatever its
+    size.
 
     Compiled programs and libraries (ELF) are not read past their first bytes: a build leaks keys as
     files and text, and the large native libraries of an image would cost most of the walk's time.
+    The first read is small (most files end within it; an ELF file is known by its first bytes), later
+    ones large; no buffered file object is made for what is read once.
     """
     try:
-        with open(path, "rb") as handle:
-            tail = b""
-            while not walk.expired():
-                chunk = handle.read(READ_CHUNK)
-                if not chunk or (not tail and chunk.startswith(ELF_MAGIC)):
-                    return False
-                data = tail + chunk
-                at = data.find(PRIVATE_KEY_MARKER)
-                if at >= 0:
-                    if len(data) - at < KEY_WINDOW:
-                        data += handle.read(KEY_WINDOW)
-                    if PRIVATE_KEY_BLOCK.search(data, max(0, at - 64)) is not None:
-                        return True
-                tail = data[-KEY_WINDOW:]
+        size = FIRST_READ
+        tail = b""
+        while not walk.expired():
+            chunk = os.read(fd, size)
+            if not chunk or (not tail and chunk.startswith(ELF_MAGIC)):
+                return False
+            size = READ_CHUNK
+            data = tail + chunk
+            at = data.find(PRIVATE_KEY_MARKER)
+            if at >= 0:
+                if len(data) - at < KEY_WINDOW:
+                    data += os.read(fd, KEY_WINDOW)
+                if PRIVATE_KEY_BLOCK.search(data, max(0, at - 64)) is not None:
+                    return True
+            tail = data[-KEY_WINDOW:]
     except OSError:
         walk.cannot_read(path)
     return False
 
 
-def _compiled_from_source(path: str) -> bool:
+def _compiled_from_source(path: str, walk: Walk) -> bool:
     """A ``__pycache__`` file whose ``.py`` is beside it: its constants are in the source, which is
-    read (a ``.pyc`` without its source is read like any file)."""
+    read (a ``.pyc`` without its source is read like any file). The source folder is listed once."""
     if not path.endswith(".pyc"):
         return False
     folder, name = os.path.split(path)
     if os.path.basename(folder) != "__pycache__":
         return False
-    return os.path.exists(os.path.join(os.path.dirname(folder), name.split(".", 1)[0] + ".py"))
+    parent = os.path.dirname(folder)
+    names = walk.sources.get(parent)
+    if names is None:
+        try:
+            with os.scandir(parent) as entries:  # what exists, as os.path.exists says
+                names = frozenset(e.name for e in entries if not e.is_symlink() or os.path.exists(e.path))
+        except OSError:
+            names = frozenset()
+        walk.sources[parent] = names
+    return name.split(".", 1)[0] + ".py" in names
 
 
 def tree_size(path: str, walk: Walk, *, linked: bool = True) -> int:
@@ -254,20 +284,19 @@ def _report_stray(walk: Walk, path: str, reason: str, st: os.stat_result, is_dir
 
 
 def _visit(walk: Walk, entry: os.DirEntry[str], stack: list[str]) -> None:
-    """Look at one directory entry: report it, queue it, note it, or sniff it."""
+    """Look at one directory entry: report it, queue it, note it, or sniff it. The directory's own
+    listing tells a folder and a symlink apart: only regular files (and strays) are stat'ed."""
     path, name = entry.path, entry.name
     if path in walk.skip:
         return
-    st = entry.stat(follow_symlinks=False)
-    mode = st.st_mode
-    is_dir = stat.S_ISDIR(mode)
+    is_dir = entry.is_dir(follow_symlinks=False)
     if is_dir:
         walk.dirs += 1
     else:
         walk.files += 1
     reason = _stray_reason(walk, name, path, is_dir)
     if reason is not None:  # reported once (unless it holds nothing that matters), never descended into
-        _report_stray(walk, path, reason, st, is_dir)
+        _report_stray(walk, path, reason, entry.stat(follow_symlinks=False), is_dir)
         return
     if is_dir:
         if walk.exclude.match(path) is None:
@@ -276,32 +305,54 @@ def _visit(walk: Walk, entry: os.DirEntry[str], stack: list[str]) -> None:
             elif name.endswith(DIST_SUFFIXES):
                 walk.dist_parents.add(os.path.dirname(path))
             stack.append(path)
-    elif stat.S_ISLNK(mode):
-        if BUILD_TOOL_NAME.match(name):
+    elif entry.is_symlink():
+        if walk.toolchain and BUILD_TOOL_NAME.match(name):
             _note_tool(walk, name, path, None)
-    elif stat.S_ISREG(mode):
-        _visit_file(walk, name, path, st)
+    elif entry.is_file(follow_symlinks=False):
+        _visit_regular(walk, entry)
 
 
-def _visit_file(walk: Walk, name: str, path: str, st: os.stat_result) -> None:
-    """Note what a regular file tells (a venv, a project, headers, metadata, privileges, tools) and
-    sniff it for a private key."""
+def _visit_regular(walk: Walk, entry: os.DirEntry[str]) -> None:
+    """A regular file: opened first when it is to be sniffed, so its status comes from the open file
+    (no second lookup of its path)."""
+    path = entry.path
+    fd = None
+    refused = False
+    if walk.sniff and not _compiled_from_source(path, walk):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            refused = True
+    try:
+        st = os.fstat(fd) if fd is not None else entry.stat(follow_symlinks=False)
+        if refused and st.st_size > 0:  # what the sniff could not read
+            walk.cannot_read(path)
+        _visit_file(walk, entry.name, path, st, fd)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _visit_file(walk: Walk, name: str, path: str, st: os.stat_result, fd: int | None = None) -> None:
+    """Note what a regular file tells (a venv, a project, headers, metadata, privileges, tools) and,
+    given it open, sniff it for a private key."""
     mode = st.st_mode
     if name == "pyvenv.cfg":
         walk.venv_roots.append(os.path.dirname(path))
     elif name == "pyproject.toml":
         walk.pyprojects.append(os.path.dirname(path))
     elif name == "Python.h":
-        walk.headers.append({"path": path, "size": st.st_size})
+        if walk.toolchain:
+            walk.headers.append({"path": path, "size": st.st_size})
     elif name.endswith(".egg-info"):
         walk.dist_parents.add(os.path.dirname(path))
     if mode & (stat.S_ISUID | stat.S_ISGID | 0o111):
-        if mode & 0o111 and BUILD_TOOL_NAME.match(name):
+        if walk.toolchain and mode & 0o111 and BUILD_TOOL_NAME.match(name):
             _note_tool(walk, name, path, st)
-        raised = privilege(path, st)
+        raised = privilege(path, st) if walk.privileges else None
         if raised is not None:
             walk.privileged.append(raised)
-    if walk.sniff and st.st_size > 0 and not _compiled_from_source(path) and has_private_key(path, walk):
+    if fd is not None and st.st_size > 0 and _key_in(fd, path, walk):
         walk.strays.append({"path": path, "reason": REASON_PRIVATE_KEY, "size": st.st_size})
 
 
