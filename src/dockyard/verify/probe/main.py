@@ -21,6 +21,7 @@ from dockyard.verify.probe.common import (
     DEFAULT_PATH,
     FACT_BUILD_TOOLS,
     FACT_ENVIRONMENTS,
+    FACT_FOOTPRINT,
     FACT_PRIVILEGED,
     FACT_STRAYS,
     ROLE_APP,
@@ -275,7 +276,10 @@ def _walk_sections(
     active = list(answer.get("environments") or [])
     others: list[dict[str, Any]] = []
     if spec.wants(FACT_ENVIRONMENTS):
-        others = _guard(errors, "environments", lambda: other_environments(walk, app_paths), lambda _m: [])
+        footprint = spec.wants(FACT_FOOTPRINT)
+        others = _guard(
+            errors, "environments", lambda: other_environments(walk, app_paths, footprint), lambda _m: []
+        )
     strays = list(walk.strays)
     if spec.wants(FACT_STRAYS):
         strays.extend(

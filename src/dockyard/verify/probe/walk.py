@@ -405,7 +405,7 @@ def mount_points(volumes: Iterable[str], mountinfo: str = "/proc/self/mountinfo"
     return found
 
 
-def other_environments(walk: Walk, app_paths: Iterable[str]) -> list[dict[str, Any]]:
+def other_environments(walk: Walk, app_paths: Iterable[str], footprint: bool = True) -> list[dict[str, Any]]:
     """Every place the walk found distributions in that is not on the app's sys.path."""
     seen = {os.path.realpath(p or ".") for p in app_paths}
     found = []
@@ -413,7 +413,7 @@ def other_environments(walk: Walk, app_paths: Iterable[str]) -> list[dict[str, A
         real = os.path.realpath(path)
         if real not in seen:
             seen.add(real)
-            found.append(environment(path, active=False))
+            found.append(environment(path, active=False, footprint=footprint))
     return found
 
 
