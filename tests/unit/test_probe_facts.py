@@ -219,3 +219,15 @@ def test_the_spec_carries_the_facts_and_the_lock_names_only_when_records_are_rea
     assert isinstance(names, list)
     assert "rich" in names
     assert "facts" not in verify.probe_spec(facts.settings, facts.image, ("dockyard",))
+
+
+def test_the_app_probe_gets_only_the_parts_it_runs() -> None:
+    whole = probe.source()
+    text = probe.app_source(whole)
+    marks = [
+        line.removeprefix(probe.PART_MARK) for line in text.splitlines() if line.startswith(probe.PART_MARK)
+    ]
+    assert marks == list(probe.APP_PARTS)
+    assert len(text) < len(whole) * 0.7
+    compile(text, "<app probe>", "exec")
+    assert probe.app_source("print(1)\n") == "print(1)\n"  # no marks: the text as it is

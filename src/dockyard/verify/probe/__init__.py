@@ -11,7 +11,8 @@ thanks to the ``__future__`` import), nothing newer than 3.8 at runtime.
 
 The program travels as one ``-c`` argument: :func:`source` joins the parts (``PARTS``, in order: each
 may use what an earlier one defines) into one module, dropping the imports between the parts, which
-exist so each part can be read, linted, type-checked and unit-tested on its own.
+exist so each part can be read, linted, type-checked and unit-tested on its own. Each part starts with
+a ``PART_MARK`` line, so the root hands the app probe only the parts it runs (``APP_PARTS``).
 
 Two processes, one container:
 
@@ -66,6 +67,7 @@ import re
 from importlib import resources
 
 from dockyard.verify.probe.common import (
+    APP_PARTS,
     FACT_BUILD_TOOLS,
     FACT_COMMANDS,
     FACT_ENVIRONMENTS,
@@ -75,6 +77,8 @@ from dockyard.verify.probe.common import (
     FACT_RECORDS,
     FACT_STRAYS,
     FACTS,
+    PART_MARK,
+    app_source,
     closed_facts,
 )
 from dockyard.verify.probe.resolve import PYTHON_NAME
@@ -84,6 +88,7 @@ _BETWEEN_PARTS = re.compile(r"^# probe: parts.*?^# probe: end parts\n", re.MULTI
 _FUTURE = "from __future__ import annotations\n"
 
 __all__ = [
+    "APP_PARTS",
     "FACTS",
     "FACT_BUILD_TOOLS",
     "FACT_COMMANDS",
@@ -95,6 +100,7 @@ __all__ = [
     "FACT_STRAYS",
     "PARTS",
     "PYTHON_NAME",
+    "app_source",
     "closed_facts",
     "source",
 ]
@@ -106,5 +112,6 @@ def source() -> str:
     texts = []
     for part in PARTS:
         text = resources.files(__name__).joinpath(f"{part}.py").read_text(encoding="utf-8")
-        texts.append(_BETWEEN_PARTS.sub("", text).replace(_FUTURE, "", 1))
+        body = _BETWEEN_PARTS.sub("", text).replace(_FUTURE, "", 1)
+        texts.append(f"{PART_MARK}{part}\n{body}")
     return _FUTURE + "\n".join(texts)

@@ -3,12 +3,9 @@ app's environment: who it is, its sys.path and distributions, the imports and sm
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
-import platform
 import re
-import shutil
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -29,16 +26,15 @@ from dockyard.verify.probe.common import (
     _describe,
     _elapsed,
     _guard,
+    _head,
     _last_line,
+    _Pool,
     _run,
     run_command,
 )
 from dockyard.verify.probe.distributions import (
     _dist_name,
     environment,
-)
-from dockyard.verify.probe.resolve import (
-    _head,
 )
 
 # probe: end parts
@@ -116,8 +112,17 @@ def python_info() -> dict[str, Any]:
         "prefix": sys.prefix,
         "base_prefix": sys.base_prefix,
         "in_venv": sys.prefix != sys.base_prefix,
-        "machine": platform.machine(),
+        "machine": _machine(),
     }
+
+
+def _machine() -> str:
+    """``platform.machine()``, without importing platform where ``os.uname`` answers."""
+    if hasattr(os, "uname"):
+        return os.uname().machine
+    import platform  # noqa: PLC0415
+
+    return platform.machine()
 
 
 def user_info() -> dict[str, Any]:
@@ -141,6 +146,8 @@ def user_info() -> dict[str, Any]:
 
 def which(names: list[str]) -> dict[str, Any]:
     """Where each executable resolves on this PATH (or as an absolute path), and whether it runs."""
+    import shutil  # noqa: PLC0415 - app probe only
+
     found: dict[str, Any] = {}
     for name in names:
         path = name if os.path.isabs(name) else shutil.which(name)
@@ -309,7 +316,8 @@ def app_probe(spec: Spec, errors: list[str]) -> dict[str, Any]:
     sys.path[0:0] = head
     argv_prefix = [plan.get("interpreter") or sys.executable, *(plan.get("flags") or [])]
     report: dict[str, Any] = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+    pool = _Pool(4)
+    try:
         commands = [pool.submit(run_command, c) for c in spec.commands] if spec.wants(FACT_COMMANDS) else []
         report["python"] = _guard(errors, "python", python_info, lambda m: {"error": m})
         report["user"] = _guard(errors, "user", user_info, lambda m: {"error": m})
@@ -337,13 +345,15 @@ def app_probe(spec: Spec, errors: list[str]) -> dict[str, Any]:
             )
         report["imports"] = _guard(errors, "imports", lambda: _results(checks), lambda _m: [])
         report["commands"] = _guard(errors, "commands", lambda: [f.result() for f in commands], lambda _m: [])
+    finally:
+        pool.wait()
     report["imports_path"] = own_head
     report["errors"] = errors
     return report
 
 
 def _submit_imports(
-    pool: Any,
+    pool: _Pool,
     spec: Spec,
     entry: dict[str, Any] | None,
     argv_prefix: list[str],

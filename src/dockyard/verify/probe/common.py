@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fnmatch
-import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # annotations only: never evaluated at runtime, so fine on Python 3.8
@@ -21,8 +19,10 @@ if TYPE_CHECKING:  # annotations only: never evaluated at runtime, so fine on Py
     PycCache = dict[str, dict[str, list[tuple[str, int]]]]  # directory -> {stem: [(pyc, size)]}
 
 
-# The probe runs in images of ~20k files: os.path strings, not a pathlib object per entry.
-# ruff: noqa: PTH123
+# The probe runs in images of ~20k files: os.path strings, not a pathlib object per entry. Its two
+# processes start on every verify: no module is imported at the top that a plain class or a later
+# import can spare (dataclasses pulls in inspect and ast, concurrent.futures logging, ...).
+# ruff: noqa: PTH123, PLC0415
 
 _T = TypeVar("_T")
 
@@ -154,6 +154,9 @@ def _guard(errors: list[str], label: str, fn: Callable[[], _T], fallback: Callab
 
 def _sha256_b64(path: str) -> str:
     """A file's sha256 as RECORD writes it: urlsafe base64 without padding."""
+    import base64
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(READ_CHUNK), b""):
@@ -169,25 +172,26 @@ def _is_str_list(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-@dataclass
 class Spec:
-    role: str = "root"
-    app: dict[str, Any] | None = None
-    imports: list[str] = field(default_factory=list)
-    import_timeout: float = DEFAULT_IMPORT_TIMEOUT
-    commands: list[Any] = field(default_factory=list)
-    forbidden_names: list[str] = field(default_factory=list)
-    forbidden_paths: list[str] = field(default_factory=list)
-    project_trees: dict[str, list[Any]] = field(default_factory=dict)
-    sniff_private_keys: bool = True
-    walk_roots: list[str] = field(default_factory=lambda: ["/"])
-    walk_exclude: list[str] = field(default_factory=lambda: list(DEFAULT_WALK_EXCLUDE))
-    deadline_seconds: float = DEFAULT_DEADLINE
-    which: list[str] = field(default_factory=list)
-    verify_records: list[str] | None = None
-    facts: list[str] | None = None  # None: every fact (see FACTS)
-    # set by the root for the app probe only
-    plan: dict[str, Any] = field(default_factory=dict)
+    """What the probe is asked (see ``parse_spec``); every key has a default."""
+
+    def __init__(self) -> None:
+        self.role = "root"
+        self.app: dict[str, Any] | None = None
+        self.imports: list[str] = []
+        self.import_timeout = DEFAULT_IMPORT_TIMEOUT
+        self.commands: list[Any] = []
+        self.forbidden_names: list[str] = []
+        self.forbidden_paths: list[str] = []
+        self.project_trees: dict[str, list[Any]] = {}
+        self.sniff_private_keys = True
+        self.walk_roots = ["/"]
+        self.walk_exclude = list(DEFAULT_WALK_EXCLUDE)
+        self.deadline_seconds = DEFAULT_DEADLINE
+        self.which: list[str] = []
+        self.verify_records: list[str] | None = None
+        self.facts: list[str] | None = None  # None: every fact (see FACTS)
+        self.plan: dict[str, Any] = {}  # set by the root for the app probe only
 
     def wants(self, fact: str) -> bool:
         """Whether ``fact`` is to be gathered (asked for, or implied by one asked for)."""
@@ -259,12 +263,57 @@ def parse_spec(argv: list[str], errors: list[str]) -> Spec:
     return spec
 
 
-@dataclass
 class _Outcome:
-    returncode: int | None
-    stdout: bytes
-    stderr: bytes
-    timed_out: bool
+    def __init__(self, returncode: int | None, stdout: bytes, stderr: bytes, timed_out: bool) -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.timed_out = timed_out
+
+
+class _Task:
+    """``fn(*args)`` running in a thread of its own (at most as many at once as ``gate`` lets in);
+    ``result()`` waits for it and returns its value or raises its exception."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, gate: threading.Semaphore | None = None) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args, gate), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], gate: threading.Semaphore | None) -> None:
+        try:
+            if gate is None:
+                self._value = fn(*args)
+            else:
+                with gate:
+                    self._value = fn(*args)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Pool:
+    """Tasks with at most ``workers`` running at once; ``wait()`` lets every one finish."""
+
+    def __init__(self, workers: int) -> None:
+        self.gate = threading.Semaphore(workers)
+        self.tasks: list[_Task] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Task:
+        task = _Task(fn, *args, gate=self.gate)
+        self.tasks.append(task)
+        return task
+
+    def wait(self) -> None:
+        for task in self.tasks:
+            with contextlib.suppress(BaseException):
+                task.result()
 
 
 def _run(argv: list[str], timeout: float, **popen: Any) -> _Outcome:
@@ -293,6 +342,32 @@ def _run(argv: list[str], timeout: float, **popen: Any) -> _Outcome:
             out, err = partial_out or b"", partial_err or b""
         return _Outcome(None, out, err, timed_out=True)
     return _Outcome(proc.returncode, out, err, timed_out=False)
+
+
+def _head(path: str, size: int = 256) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return b""
+
+
+# source() starts each part with this line; the root hands the app probe only the parts it runs.
+PART_MARK = "# probe part: "
+APP_PARTS = ("common", "distributions", "app", "main")
+
+
+def app_source(text: str) -> str:
+    """The probe's source with only the parts the app probe runs (fewer lines to compile in the
+    process the imports and smoke commands wait for); the whole text when it has no part marks."""
+    pieces = re.split(f"^{re.escape(PART_MARK)}(\\w+)\n", text, flags=re.MULTILINE)
+    if len(pieces) < 3:
+        return text
+    kept = [pieces[0]]
+    for name, body in zip(pieces[1::2], pieces[2::2]):
+        if name in APP_PARTS:
+            kept.append(f"{PART_MARK}{name}\n{body}")
+    return "".join(kept)
 
 
 def _last_line(text: str) -> str:

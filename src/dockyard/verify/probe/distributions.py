@@ -3,7 +3,6 @@ top-level import names really resolve."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -77,6 +76,8 @@ def _record_rows(dist: Any) -> list[tuple[str, str, str]] | None:
     text = dist.read_text("RECORD")
     if text is None:
         return None
+    import csv  # noqa: PLC0415 - only when a RECORD is read
+
     rows = []
     for row in csv.reader(text.splitlines()):
         if row:

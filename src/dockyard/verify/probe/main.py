@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import json
 import os
@@ -34,6 +33,8 @@ from dockyard.verify.probe.common import (
     _last_line,
     _Matcher,
     _run,
+    _Task,
+    app_source,
     parse_spec,
 )
 from dockyard.verify.probe.resolve import (
@@ -185,7 +186,7 @@ def start_app_probe(spec: Spec, plan: dict[str, Any], deadline: float) -> Any:
         child["facts"] = spec.facts
     if spec.verify_records is not None:
         child["verify_records"] = spec.verify_records
-    argv = [plan["interpreter"], *plan["flags"], "-c", _own_source(), json.dumps(child)]
+    argv = [plan["interpreter"], *plan["flags"], "-c", app_source(_own_source()), json.dumps(child)]
     cwd = plan["workdir"] if os.path.isdir(plan["workdir"]) else "/"
     popen = dict(_demote(plan.get("user")), env=plan["env"], cwd=cwd)
 
@@ -204,10 +205,7 @@ def start_app_probe(spec: Spec, plan: dict[str, Any], deadline: float) -> Any:
             raise TypeError("the app probe answered something other than an object")
         return answer
 
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(run)
-    pool.shutdown(wait=False)
-    return future
+    return _Task(run)
 
 
 def _app_answer(

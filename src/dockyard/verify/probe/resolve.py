@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # annotations only: never evaluated at runtime, so fine on Py
 # probe: parts (these imports are dropped when source() joins the parts into one program)
 from dockyard.verify.probe.common import (
     DEFAULT_PATH,
+    _head,
 )
 
 # probe: end parts
@@ -160,14 +161,6 @@ def _lookup(name: str, path_dirs: list[str], workdir: str) -> str | None:
         if not stat.S_ISDIR(st.st_mode) and st.st_mode & 0o111:
             return candidate
     return None
-
-
-def _head(path: str, size: int = 256) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(size)
-    except OSError:
-        return b""
 
 
 def parse_shebang(head: bytes) -> tuple[str, str]:

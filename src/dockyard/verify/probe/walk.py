@@ -8,7 +8,6 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: never evaluated at runtime, so fine on Python 3.8
@@ -76,34 +75,44 @@ BUILD_TOOL_NAME = re.compile(
 BACKUP_SUFFIX = re.compile(r"^(.+)\.(?:swp|swo|swn|swx|bak|orig|old|save|tmp)$", re.IGNORECASE)
 
 
-@dataclass
 class Walk:
     """What one pass over the filesystem found (the ``walk`` section plus raw material)."""
 
-    deadline: float
-    names: _Matcher
-    paths: _Matcher
-    exclude: _Matcher
-    skip: set[str]  # mount points: not the image's content
-    sniff: bool
-    project_trees: dict[str, list[Any]]
-    privileges: bool = True  # note setuid/setgid-root files and file capabilities
-    toolchain: bool = True  # note build tools, C headers and uv projects
-    files: int = 0
-    dirs: int = 0
-    unreadable: int = 0
-    unreadable_paths: list[str] = field(default_factory=list)
-    truncated: bool = False
-    seconds: float = 0.0
-    site_dirs: list[str] = field(default_factory=list)
-    dist_parents: set[str] = field(default_factory=set)
-    venv_roots: list[str] = field(default_factory=list)
-    pyprojects: list[str] = field(default_factory=list)
-    headers: list[dict[str, Any]] = field(default_factory=list)
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    privileged: list[dict[str, Any]] = field(default_factory=list)
-    strays: list[dict[str, Any]] = field(default_factory=list)
-    sources: dict[str, frozenset[str]] = field(default_factory=dict)  # folder -> its names, listed once
+    def __init__(
+        self,
+        *,
+        deadline: float,
+        names: _Matcher,
+        paths: _Matcher,
+        exclude: _Matcher,
+        skip: set[str],  # mount points: not the image's content
+        sniff: bool,
+        project_trees: dict[str, list[Any]],
+        privileges: bool = True,  # note setuid/setgid-root files and file capabilities
+        toolchain: bool = True,  # note build tools, C headers and uv projects
+    ) -> None:
+        self.deadline = deadline
+        self.names = names
+        self.paths = paths
+        self.exclude = exclude
+        self.skip = skip
+        self.sniff = sniff
+        self.project_trees = project_trees
+        self.privileges = privileges
+        self.toolchain = toolchain
+        self.files = self.dirs = self.unreadable = 0
+        self.unreadable_paths: list[str] = []
+        self.truncated = False
+        self.seconds = 0.0
+        self.site_dirs: list[str] = []
+        self.dist_parents: set[str] = set()
+        self.venv_roots: list[str] = []
+        self.pyprojects: list[str] = []
+        self.headers: list[dict[str, Any]] = []
+        self.tools: list[dict[str, Any]] = []
+        self.privileged: list[dict[str, Any]] = []
+        self.strays: list[dict[str, Any]] = []
+        self.sources: dict[str, frozenset[str]] = {}  # folder -> its names, listed once
 
     def summary(self) -> dict[str, Any]:
         return {
