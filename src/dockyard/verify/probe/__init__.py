@@ -99,6 +99,7 @@ __all__ = [
     "FACT_RECORDS",
     "FACT_STRAYS",
     "PARTS",
+    "PART_MARK",
     "PYTHON_NAME",
     "app_source",
     "closed_facts",
