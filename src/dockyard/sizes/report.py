@@ -50,6 +50,8 @@ from dockyard.sizes.model import SizeReport, compose_report
 from dockyard.sizes.render import render, write_outputs
 from dockyard.verify import runner
 
+# The distributions the app sees and their footprint: no walk, no import (not even the entry point's),
+# no command.
 PROBE_SPEC: Mapping[str, object] = {
     "imports": [],
     "commands": [],
@@ -57,6 +59,7 @@ PROBE_SPEC: Mapping[str, object] = {
     "forbidden_paths": [],
     "sniff_private_keys": False,
     "walk_roots": [],
+    "facts": ["footprint"],
 }
 _T = TypeVar("_T")
 
