@@ -63,6 +63,8 @@ def interruptible() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if interrupt.deferred(signum, frame):  # inside importlib: it comes again in a moment
+            return
         first = not interrupt.cancelled()
         interrupt.signalled()
         if first:
@@ -289,7 +291,8 @@ def _one_image(positional: str | None, option: str | None, verb: str) -> str | N
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    if not interrupt.deferred(signum, frame):
+        raise KeyboardInterrupt
 
 
 def run() -> None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
 from typing import TypeVar
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "cancelled",
     "check",
     "cut_short",
+    "deferred",
     "finish",
     "on_interrupt",
     "reset",
@@ -58,6 +61,23 @@ def check() -> None:
     """Raise `Cancelled` once the run was interrupted: call before starting anything new."""
     if _cancelled.is_set():
         raise Cancelled
+
+
+REDELIVER_AFTER = 0.02  # seconds: how soon a signal that arrived inside the import machinery comes again
+
+
+def deferred(signum: int, frame: FrameType | None) -> bool:
+    """For a signal handler that raises: True (and the signal sent again in a moment) when the main
+    thread was interrupted inside importlib's own code. An exception raised there can be swallowed (a
+    module lock's weakref callback ignores it) with the global import lock still held, and every thread
+    that imports afterwards waits on it for ever: seen as a verify hanging after Ctrl-C while its
+    gatherers imported. The module code an import runs is not importlib's: raising there is safe."""
+    if frame is None or not frame.f_code.co_filename.startswith("<frozen importlib"):
+        return False
+    timer = threading.Timer(REDELIVER_AFTER, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+    return True
 
 
 def _quietly(action: Callable[[], None]) -> None:

@@ -125,3 +125,19 @@ def test_the_command_line_exits_130_on_a_signal_while_a_command_runs(tmp_path: P
     assert time.monotonic() - sent < 5
     assert "dockyard: interrupted" in stderr
     assert "Traceback" not in stderr
+
+
+def test_a_signal_inside_the_import_machinery_is_delivered_again_outside_it() -> None:
+    # A frame whose code is importlib's own (what a module lock's weakref callback runs), and one of ours.
+    scope: dict[str, object] = {}
+    exec(compile("import sys\nframe = sys._getframe()", "<frozen importlib._bootstrap>", "exec"), scope)  # noqa: S102
+    inside, outside = scope["frame"], sys._getframe()
+    arrived = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: arrived.set())
+    try:
+        assert interrupt.deferred(signal.SIGUSR1, outside) is False
+        assert not arrived.wait(0.2), "nothing is sent again for a frame of dockyard's"
+        assert interrupt.deferred(signal.SIGUSR1, inside) is True  # type: ignore[arg-type]
+        assert arrived.wait(5), "the deferred signal came again"
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
