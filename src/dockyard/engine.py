@@ -258,6 +258,9 @@ class Engine:
         from docker.models import containers  # noqa: PLC0415
 
         interrupt.check()  # nothing new once the run is interrupted
+        # An interrupted run ends by sweeping this run's containers: one a thread made while the
+        # interrupt struck, a removal still queued in the background.
+        interrupt.at_finish(self, self._sweep)
         api = self.client.api
         options = {**kwargs, "image": image, "version": api.api_version}
         options["labels"] = {**kwargs.get("labels", {}), **self.labels}
@@ -370,10 +373,13 @@ class Engine:
             else:
                 return
 
-    def remove_run_leftovers(self) -> int:
+    def _sweep(self, seconds: float) -> None:
+        self.remove_run_leftovers(settle=seconds)
+
+    def remove_run_leftovers(self, settle: float = 60) -> int:
         """Remove containers of this run that escaped their block (a killed thread, an interrupted
-        create), once the removals under way have settled."""
-        self.settle()
+        create), once the removals under way have settled (waiting `settle` seconds at most)."""
+        self.settle(settle)
         leftovers = self.client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"})
         for leftover in leftovers:
             self._remove(str(leftover["Id"]))

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 __all__ = [
     "Cancelled",
+    "at_finish",
     "background",
     "cancelled",
     "check",
@@ -51,6 +52,7 @@ _keys = itertools.count()
 _cancelled = threading.Event()
 _workers: dict[threading.Thread, bool] = {}  # live background threads -> whether to wait for them
 _runner: threading.Thread | None = None
+_finishers: dict[int, Callable[[float], None]] = {}  # id(owner) -> what to do last, given the time left
 
 
 def cancelled() -> bool:
@@ -138,7 +140,18 @@ def finish(timeout: float = CLEANUP_WAIT) -> list[str]:
         waited = [thread for thread, wait in _workers.items() if wait and thread.ident is not None]
     for thread in waited:
         thread.join(max(0.0, deadline - time.monotonic()))
+    with _lock:
+        finishers = list(_finishers.values())
+    for finisher in finishers:  # what the threads handed on (a removal queued in the background)
+        _quietly(lambda: finisher(max(0.0, deadline - time.monotonic())))  # noqa: B023 - called at once
     return [thread.name for thread in waited if thread.is_alive()]
+
+
+def at_finish(owner: object, finisher: Callable[[float], None]) -> None:
+    """`finisher(seconds_left)` runs when an interrupted run finishes, after the threads it waits for:
+    the last sweep of what `owner` made (an engine removes its run's containers). Once per owner."""
+    with _lock:
+        _finishers[id(owner)] = finisher
 
 
 _threads: dict[concurrent.futures.Future[object], threading.Thread] = {}

@@ -141,3 +141,20 @@ def test_a_signal_inside_the_import_machinery_is_delivered_again_outside_it() ->
         assert arrived.wait(5), "the deferred signal came again"
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_finishers_run_last_with_the_time_left_once_per_owner() -> None:
+    order: list[str] = []
+    released = threading.Event()
+
+    def work() -> None:
+        released.wait(5)
+        order.append("worker done")
+
+    interrupt.background(work, name="worker")
+    owner = object()
+    interrupt.at_finish(owner, lambda left: order.append(f"first {left:.0f}"))
+    interrupt.at_finish(owner, lambda left: order.append(f"sweep {left > 0}"))  # replaces the first
+    threading.Timer(0.2, released.set).start()
+    assert interrupt.finish(timeout=5) == []
+    assert order == ["worker done", "sweep True"]
