@@ -187,11 +187,13 @@ def built(
 def _untag(auth: auth_registry.AuthRegistry) -> Iterator[None]:
     yield
     made = engine.connect(config.load(ROOT).docker)
-    for image in made.client.images.list():
-        for tag in image.tags:
+    # Summaries, not images.list(): that inspects every image, and another run on the shared engine
+    # may remove one in between (a 404 in this teardown).
+    for image in made.client.api.images():
+        for tag in image.get("RepoTags") or ():
             if tag.startswith(f"{auth.host}/"):
                 with contextlib.suppress(Exception):
-                    made.client.images.remove(tag)
+                    made.client.api.remove_image(tag)
 
 
 HELPER = """\
