@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,9 @@ class VerifySettings:
     layer_cache_max_changed: int = 10_000_000
     layer_cache_touch: str | None = None  # source file changed for the layer-cache check
     build_tools_allow: tuple[str, ...] = ()  # globs of build tools the runtime image may ship
+    # Where the layer content checks read layers: "auto" reads overlay2's layer directories when the
+    # engine is local and they are readable, else the export; "export" always exports the image.
+    layer_source: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,18 @@ def _str(value: Any, key: str) -> str:
     if not isinstance(value, str):
         raise _type_error(key, "a string", value)
     return value
+
+
+LAYER_SOURCES = ("auto", "export")
+
+
+def _choice(value: Any, key: str, choices: Sequence[str]) -> str:
+    text = _str(value, key)
+    if text not in choices:
+        close = difflib.get_close_matches(text, list(choices), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"[tool.dockyard] {key}: {text!r} is not one of {', '.join(choices)}{hint}")
+    return text
 
 
 def _bool(value: Any, key: str) -> bool:
@@ -393,6 +408,7 @@ _VERIFY_KEYS: dict[str, tuple[str, Reader]] = {
     "layer-cache-max-changed": ("layer_cache_max_changed", _size),
     "layer-cache-touch": ("layer_cache_touch", _str),
     "build-tools-allow": ("build_tools_allow", _str_list),
+    "layer-source": ("layer_source", lambda v, k: _choice(v, k, LAYER_SOURCES)),
 }
 
 _SIZE_KEYS: dict[str, tuple[str, Reader]] = {

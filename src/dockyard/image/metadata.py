@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine import Engine, first_line
@@ -64,6 +64,8 @@ class ImageInfo:
     created: str
     repo_digests: tuple[str, ...] = ()  # `name@sha256:...` of the manifests it was pushed or pulled as
     volumes: tuple[str, ...] = ()  # VOLUME paths: a container mounts a copy of the image's content there
+    # inspect's GraphDriver: the storage driver's name and, for overlay2, the layers' directories
+    graph_driver: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_inspect(
@@ -101,6 +103,7 @@ class ImageInfo:
             created=str(attrs.get("Created", "")),
             repo_digests=tuple(attrs.get("RepoDigests") or ()),
             volumes=tuple(sorted((conf.get("Volumes") or {}).keys())),
+            graph_driver=dict(attrs.get("GraphDriver") or {}),
         )
 
     def layers(self, base_diff_ids: Sequence[str] = ()) -> list[Layer]:

@@ -84,6 +84,7 @@ class ExportFacts:
     base_env: Mapping[str, str] = field(default_factory=dict)  # ENV the base image already sets
     base_labels: Mapping[str, str] = field(default_factory=dict)
     base_history: int = 0  # history entries of the base image (the image's first ones)
+    source: str = "the image's export (`docker save`)"  # where the layers were read, and why there
 
 
 @dataclass

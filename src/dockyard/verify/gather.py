@@ -47,7 +47,9 @@ from dockyard.verify.facts import CacheOutcome, Facts, HealthOutcome
 
 if TYPE_CHECKING:
     from dockyard.build import buildkit as builds
-    from dockyard.credentials.fingerprint import SecretMatch, SecretPrint
+    from dockyard.credentials.fingerprint import SecretHook, SecretMatch, SecretPrint
+    from dockyard.credentials.layers import CredentialHook
+    from dockyard.image import export as export_scan
     from dockyard.image.export import ContentHook
 
 
@@ -345,18 +347,35 @@ def _export(
     *,
     credentials: bool,
 ) -> verdicts.ExportFacts:
-    """One streamed pass over the export with the credential and build-secret hooks; the base
-    image's layers are told apart first, so their contents are passed over."""
+    """One pass over the image's layers with the credential and build-secret hooks: read from
+    overlay2's layer directories when the engine is local and they are readable (verify.layer-source
+    "auto"), else streamed from the export. The base image's layers are told apart first, so their
+    contents are passed over."""
     # Imported here, in the export's own thread: the credential machinery is not on the way to the probe.
     from dockyard.credentials.fingerprint import SecretHook, host_public_blocks  # noqa: PLC0415
     from dockyard.credentials.layers import CredentialHook  # noqa: PLC0415
 
     base_layers = images.common_prefix(info.diff_ids, base.diff_ids) if base.diff_ids else 0
     own = (settings.project_name, settings.package)
-    owners = CredentialHook(base_layers, own, content=credentials)
-    found = SecretHook(prints, base_layers) if prints else None
-    hooks: list[ContentHook] = [owners] if found is None else [owners, found]
-    scan = images.scan_export(engine, info.id, hooks=hooks, diff_ids=info.diff_ids)
+
+    def new_hooks() -> tuple[CredentialHook, SecretHook | None, list[ContentHook]]:
+        owners = CredentialHook(base_layers, own, content=credentials)
+        found = SecretHook(prints, base_layers) if prints else None
+        return owners, found, [owners] if found is None else [owners, found]
+
+    owners, found, hooks = new_hooks()
+    scan, source = None, "the image's export (`docker save`)"
+    if settings.verify.layer_source == "auto":
+        scan, why = _layer_dirs_scan(engine, info, hooks)
+        if scan is None:
+            source += f": {why}"
+            owners, found, hooks = new_hooks()  # they may have seen part of the image
+        else:
+            source = why
+    else:
+        source += ": verify.layer-source is export"
+    if scan is None:
+        scan = images.scan_export(engine, info.id, hooks=hooks, diff_ids=info.diff_ids)
     matches: list[SecretMatch] = []
     if found is not None:
         public = host_public_blocks() if any(p.blocks for p in prints) else set()
@@ -370,7 +389,36 @@ def _export(
         base_env=env,
         base_labels=labels,
         base_history=history,
+        source=source,
     )
+
+
+def engine_is_local(engine: Engine) -> bool:
+    """The SDK reaches the engine over a unix socket on this machine (not TCP, SSH or a pipe)."""
+    from docker.transport import UnixHTTPAdapter  # noqa: PLC0415
+
+    api = engine.client.api
+    return api.base_url == "http+docker://localhost" and isinstance(
+        api.adapters.get("http+docker://"), UnixHTTPAdapter
+    )
+
+
+def _layer_dirs_scan(
+    engine: Engine, info: images.ImageInfo, hooks: Sequence[ContentHook]
+) -> tuple[export_scan.ExportScan | None, str]:
+    """The layers read from overlay2's layer directories and where they were read, or None and why
+    they could not be (then the export is the way)."""
+    from dockyard.image import layerdirs  # noqa: PLC0415
+
+    if not engine_is_local(engine):
+        return None, "the engine is not reached over a local unix socket"
+    try:
+        found = layerdirs.locate(info.graph_driver, info.diff_ids)
+        scan = layerdirs.scan_layer_dirs(found, hooks=hooks, repo_tags=info.tags)
+    except layerdirs.LayerDirsUnusable as exc:
+        return None, exc.message
+    root = found.dirs[0].parent.parent
+    return scan, f"overlay2's layer directories under {root} ({len(found.dirs)} layers, no export)"
 
 
 def _base_metadata(engine: Engine, base: images.Base) -> tuple[dict[str, str], dict[str, str], int]:
