@@ -10,6 +10,8 @@ Rows, interleaved per round so a busy engine weighs on all alike:
   `no-credentials` and `no-build-secrets` are both selected);
 * the same two from an export saved to a file, so the engine's own time is out and only dockyard's
   reading and matching are compared (wall and CPU seconds);
+* the same two read from overlay2's layer directories instead of an export (what `verify` does when
+  the engine is local and this process is root: `verify.layer-source = "auto"`), when they can be;
 * for reference, detect-secrets' own CLI (`detect-secrets scan --all-files`) over an extracted copy
   of the added layers' files, once, with the number of findings it reports there.
 
@@ -37,6 +39,7 @@ from dockyard.credentials.fingerprint import SecretHook, SecretPrint
 from dockyard.credentials.layers import CredentialHook
 from dockyard.credentials.rules import rule_set
 from dockyard.image import export as exports
+from dockyard.image import layerdirs
 from dockyard.image import metadata as images
 from dockyard.image.export import ContentHook
 
@@ -85,6 +88,18 @@ def main() -> int:
             "saved export, no-build-secrets scan": lambda: file_scan(False),
             "saved export, + credential scan": lambda: file_scan(True),
         }
+        try:
+            dirs: layerdirs.LayerDirs | None = layerdirs.locate(info.graph_driver, info.diff_ids)
+        except layerdirs.LayerDirsUnusable as exc:
+            dirs, why = None, exc.message
+        if dirs is not None:
+            found = dirs
+
+            def dir_scan(credentials: bool) -> None:
+                layerdirs.scan_layer_dirs(found, hooks=hooks(credentials))
+
+            cases["layer directories, no-build-secrets scan"] = lambda: dir_scan(False)
+            cases["layer directories, + credential scan"] = lambda: dir_scan(True)
         wall: dict[str, list[float]] = {name: [] for name in cases}
         cpu: dict[str, list[float]] = {name: [] for name in cases}
         for run in cases.values():  # warm-up: page cache, connections
@@ -113,7 +128,9 @@ def main() -> int:
         f"detect-secrets scan --all-files, added layers' files ({files} files)", f"{seconds:.3f}", ""
     )
     console.print(table)
-    for where in ("engine export", "saved export"):
+    if dirs is None:
+        console.print(f"layer directories: not read ({why})")
+    for where in ("engine export", "saved export", "layer directories")[: 3 if dirs is not None else 2]:
         without = statistics.median(wall[f"{where}, no-build-secrets scan"])
         with_creds = statistics.median(wall[f"{where}, + credential scan"])
         cpu_without = statistics.median(cpu[f"{where}, no-build-secrets scan"])

@@ -599,6 +599,10 @@ def _environment_overrides(fields: dict[str, Any], env: Mapping[str, str]) -> No
             raise ConfigError(f"DOCKYARD_SIZE_BUDGET: {budget!r} must be more than 0 bytes")
     if from_env := env.get("DOCKYARD_IMAGE"):
         reference.check_name(from_env, "DOCKYARD_IMAGE", error=ConfigError)
+    if source := env.get("DOCKYARD_LAYER_SOURCE"):
+        if source not in LAYER_SOURCES:
+            raise ConfigError(f"DOCKYARD_LAYER_SOURCE: {source!r} is not one of {', '.join(LAYER_SOURCES)}")
+        fields["verify"] = replace(fields.get("verify") or VerifySettings(), layer_source=source)
 
 
 def _requested(

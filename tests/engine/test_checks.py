@@ -28,6 +28,7 @@ from dockyard.results import CheckResult, Outcome, Report
 from dockyard.verify import gather as verify
 from dockyard.verify.checks import CHECK_IDS
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
+from tests.engine.layer_sources import assert_sources_agree
 
 FIXTURE = ROOT / "tests" / "fixtures" / "tinyapp"
 
@@ -346,6 +347,8 @@ def test_build_secret_left_in_a_layer_fails(
     # the same secret given to the good image's build left no trace
     clean = run(docker, good[0], good[1].tags[0], "no-build-secrets", secrets=(token,))["no-build-secrets"]
     assert clean.outcome is Outcome.PASS
+    # the layers read from their directories and from the export: the same matches
+    assert_sources_agree(docker, settings, ref, secrets=(token,))
 
 
 def _git(cwd: Path, *args: str) -> None:

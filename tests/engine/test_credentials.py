@@ -25,6 +25,7 @@ from dockyard.results import Outcome
 from dockyard.verify import gather as verify
 from tests.credential_samples import planted, rand
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
+from tests.engine.layer_sources import assert_sources_agree, read_layers
 from tests.engine.test_checks import Variant, good, run, variant
 
 __all__ = ["good", "variant"]  # fixtures used here
@@ -75,6 +76,8 @@ def test_every_planted_credential_is_found_with_its_rule_and_a_redacted_preview(
     assert any("ARG NPM_TOKEN: build-arg-secret npm_****" in line for line in result.details), details
     assert any("ENV GOOGLE_APPLICATION_CREDENTIALS names it" in line for line in result.details), details
     assert "/app/.aws/credentials:2: aws-access-key AKIA****" in details
+    # read from the layer directories and from the export: the same findings
+    assert_sources_agree(docker, settings, ref)
 
     # no output format ever holds a secret whole: table, JSON, JUnit, Markdown
     out = tmp_path / "out"
@@ -175,6 +178,8 @@ def test_build_secrets_are_found_however_they_were_copied(
     # public part in its base (Debian's ca-certificates) and passes
     clean = run(docker, good[0], good[1].tags[0], "no-build-secrets", secrets=(bundle, token))
     assert clean["no-build-secrets"].outcome is Outcome.PASS, clean["no-build-secrets"].details
+    assert_sources_agree(docker, settings, ref, secrets=(bundle, token))
+    assert_sources_agree(docker, good[0], good[1].tags[0], secrets=(bundle, token))
 
 
 # Popular packages whose wheels hold key-like data: tornado and twisted ship test keys, botocore its
@@ -202,6 +207,7 @@ def test_popular_packages_with_key_like_test_data_give_no_finding(
     assert result.outcome is Outcome.PASS, result.details
     # their key-like files were seen and judged, not skipped
     assert any("not reported: not private-key material, or in their tests" in line for line in result.details)
+    assert_sources_agree(docker, settings, ref)
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +231,31 @@ def test_dockyards_own_image_has_no_credentials(
     results = {r.check_id: r for r in report.results}
     assert results["no-credentials"].outcome is Outcome.PASS, results["no-credentials"].details
     assert results["no-build-secrets"].outcome is Outcome.PASS, results["no-build-secrets"].details
+    assert_sources_agree(docker, settings, project_image.tags[0])
+
+
+def test_layer_directories_that_do_not_match_the_image_give_way_to_the_export(
+    docker: engine.Engine, variant: Variant
+) -> None:
+    key = next(s for s in planted() if "private-key" in s.rules)
+    dockerfile = "FROM {good}\nCOPY k.pem /app/k.pem\n"
+    files = {"Dockerfile": dockerfile, "k.pem": key.content, ".dockerignore": "**/__pycache__\n"}
+    settings, ref = variant("swapped", files)
+    dirs = assert_sources_agree(docker, settings, ref)
+    assert dirs.credentials is not None
+    assert {f.path for f in dirs.credentials.findings} == {"/app/k.pem"}
+    graph = dict(docker.image(ref).attrs["GraphDriver"])
+    data = dict(graph["Data"])
+    lower = data["LowerDir"].split(":")
+    data["LowerDir"] = ":".join([lower[1], lower[0], *lower[2:]])  # two layers swapped
+    swapped = read_layers(docker, settings, ref, "auto", graph_driver={**graph, "Data": data})
+    assert swapped.source.startswith("the image's export (`docker save`): "), swapped.source
+    assert "layer" in swapped.source
+    assert swapped.credentials is not None
+    assert swapped.credentials.findings == dirs.credentials.findings
+    # no directories at all (a remote engine's): the export, saying why
+    elsewhere = {"Name": "overlay2", "Data": {"UpperDir": "/nonexistent/overlay2/x/diff"}}
+    remote = read_layers(docker, settings, ref, "auto", graph_driver=elsewhere)
+    assert remote.source.startswith("the image's export (`docker save`): "), remote.source
+    assert remote.credentials is not None
+    assert remote.credentials.findings == dirs.credentials.findings

@@ -175,6 +175,7 @@ def test_accepts_valid_image_names(tmp_path: Path, image: str) -> None:
         ({"DOCKYARD_IMAGE": "Bad Name"}, "DOCKYARD_IMAGE: 'Bad Name' is not a valid image name"),
         ({"DOCKYARD_SIZE_BUDGET": "0"}, "DOCKYARD_SIZE_BUDGET: '0' must be more than 0 bytes"),
         ({"DOCKYARD_SIZE_BUDGET": "lots"}, "DOCKYARD_SIZE_BUDGET: 'lots' is not a size"),
+        ({"DOCKYARD_LAYER_SOURCE": "dirs"}, "DOCKYARD_LAYER_SOURCE: 'dirs' is not one of auto, export"),
     ],
 )
 def test_rejects_bad_environment_values(tmp_path: Path, environ: dict[str, str], message: str) -> None:
@@ -216,3 +217,15 @@ def test_rejects_a_machine_file_that_is_a_directory_or_not_utf8(tmp_path: Path) 
 def test_the_default_image_is_the_project_name_lowercased(tmp_path: Path) -> None:
     settings = config.load(project(tmp_path, "", name="Demo_App"), environ=NO_MACHINE)
     assert settings.image == "demo_app"
+
+
+def test_layer_source_is_auto_or_export_and_the_environment_overrides_it(tmp_path: Path) -> None:
+    assert config.load(project(tmp_path, ""), environ=NO_MACHINE).verify.layer_source == "auto"
+    table = '[tool.dockyard.verify]\nlayer-source = "export"\n'
+    assert config.load(project(tmp_path, table), environ=NO_MACHINE).verify.layer_source == "export"
+    environ = {**NO_MACHINE, "DOCKYARD_LAYER_SOURCE": "auto"}
+    assert config.load(project(tmp_path, table), environ=environ).verify.layer_source == "auto"
+    with pytest.raises(
+        ConfigError, match=r"layer-source: 'exprt' is not one of auto, export \(did you mean 'export'\?\)"
+    ):
+        config.load(project(tmp_path, '[tool.dockyard.verify]\nlayer-source = "exprt"\n'), environ=NO_MACHINE)

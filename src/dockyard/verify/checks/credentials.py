@@ -162,4 +162,5 @@ def _notes(facts: Facts, export: ExportFacts) -> list[str]:
         notes.append(
             f"{scan.over_budget} text files past the scan's budget got the anchored token and key rules only"
         )
+    notes.append(f"layers read from {export.source}")
     return notes

@@ -76,12 +76,14 @@ def check_no_build_secrets(facts: Facts) -> Verdict:
     export = require(facts.export)
     found = _secrets_in_metadata(facts) + _secrets_in_layers(export)
     added = len(export.scan.layers) - export.base_layers
+    source = f"layers read from {export.source}"
     if found:
-        return failed(f"build secret found in the image: {found[0]}", *found)
+        return failed(f"build secret found in the image: {found[0]}", *found, source)
     if not facts.secrets:
         return passed(
             f"no build secrets configured (ca-bundle, verify.secrets); nothing under /run/secrets in "
-            f"{added} added layers, no ENV pointing there"
+            f"{added} added layers, no ENV pointing there",
+            source,
         )
     names = ", ".join(secret.name for secret in facts.secrets)
     public = [
@@ -93,7 +95,7 @@ def check_no_build_secrets(facts: Facts) -> Verdict:
     evidence = (
         f"{names}: in none of {added} added layers (copies, encodings, PEM blocks), history, ENV or labels"
     )
-    return passed(evidence, *public)
+    return passed(evidence, *public, source)
 
 
 def _secrets_in_metadata(facts: Facts) -> list[str]:
