@@ -88,18 +88,7 @@ def main() -> int:
             "saved export, no-build-secrets scan": lambda: file_scan(False),
             "saved export, + credential scan": lambda: file_scan(True),
         }
-        try:
-            dirs: layerdirs.LayerDirs | None = layerdirs.locate(info.graph_driver, info.diff_ids)
-        except layerdirs.LayerDirsUnusable as exc:
-            dirs, why = None, exc.message
-        if dirs is not None:
-            found = dirs
-
-            def dir_scan(credentials: bool) -> None:
-                layerdirs.scan_layer_dirs(found, hooks=hooks(credentials))
-
-            cases["layer directories, no-build-secrets scan"] = lambda: dir_scan(False)
-            cases["layer directories, + credential scan"] = lambda: dir_scan(True)
+        dirs, why = directory_cases(info, hooks, cases)
         wall: dict[str, list[float]] = {name: [] for name in cases}
         cpu: dict[str, list[float]] = {name: [] for name in cases}
         for run in cases.values():  # warm-up: page cache, connections
@@ -145,6 +134,25 @@ def main() -> int:
         "included (no-credentials reports none on this image)"
     )
     return 0
+
+
+def directory_cases(
+    info: images.ImageInfo,
+    hooks: Callable[[bool], list[ContentHook]],
+    cases: dict[str, Callable[[], None]],
+) -> tuple[layerdirs.LayerDirs | None, str]:
+    """Add the layer-directory rows when the image's directories can be read here; else say why."""
+    try:
+        found = layerdirs.locate(info.graph_driver, info.diff_ids)
+    except layerdirs.LayerDirsUnusable as exc:
+        return None, exc.message
+
+    def dir_scan(credentials: bool) -> None:
+        layerdirs.scan_layer_dirs(found, hooks=hooks(credentials))
+
+    cases["layer directories, no-build-secrets scan"] = lambda: dir_scan(False)
+    cases["layer directories, + credential scan"] = lambda: dir_scan(True)
+    return found, ""
 
 
 def detect_secrets_reference(saved: Path, base_layers: int, target: Path) -> tuple[float, int, int]:
