@@ -235,3 +235,14 @@ def test_directories_swapped_behind_the_links_are_refused(tmp_path: Path) -> Non
     )
     with pytest.raises(LayerDirsUnusable, match="does not map layer 1"):
         locate(graph, diff_ids)
+
+
+def test_rootless_overlayfs_xattrs_count_and_a_renamed_directory_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "diff"
+    (root / "cache").mkdir(parents=True)
+    os.setxattr(root / "cache", "user.overlay.opaque", b"y")
+    assert scan_tree(root, "d", []).opaque_dirs == ["cache"]
+    (root / "moved").mkdir()
+    os.setxattr(root / "moved", "trusted.overlay.redirect", b"/old")
+    with pytest.raises(LayerDirsUnusable, match="renamed directory"):
+        scan_tree(root, "d", [])

@@ -58,8 +58,9 @@ from dockyard.image.export import (
 OVERLAY2: Final = "overlay2"
 # The diff id of a layer with no entries (a tar of two zero blocks)
 EMPTY_LAYER: Final = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
-_OPAQUE_XATTR: Final = "trusted.overlay.opaque"
-_REDIRECT_XATTR: Final = "trusted.overlay.redirect"  # a renamed directory: its content is elsewhere
+# overlayfs' own xattrs: trusted.* as root mounts it, user.* with the userxattr option (rootless)
+_OPAQUE_XATTRS: Final = ("trusted.overlay.opaque", "user.overlay.opaque")
+_REDIRECT_XATTRS: Final = ("trusted.overlay.redirect", "user.overlay.redirect")  # a renamed directory
 _METACOPY_PARAM: Final = Path("/sys/module/overlay/parameters/metacopy")
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -251,7 +252,7 @@ class _Walk:
         if stat.S_ISDIR(mode):
             child = _open_dir(fd, name, path)
             _record(layer, path, DIR, 0)
-            if _xattr(child, _OPAQUE_XATTR) == b"y":
+            if any(_xattr(child, name) == b"y" for name in _OPAQUE_XATTRS):
                 _record(layer, f"{path}/{_OPAQUE_MARKER}", OTHER, 0)
             return child
         if stat.S_ISCHR(mode) and info.st_rdev == 0:  # overlayfs' whiteout
@@ -344,7 +345,7 @@ def _open_dir(parent: int, name: str, path: str) -> int:
     another layer) cannot be walked as a tar of the layer would be read."""
     child = os.open(name, _DIR_FLAGS, dir_fd=parent)
     try:
-        redirected = _xattr(child, _REDIRECT_XATTR) is not None
+        redirected = any(_xattr(child, name) is not None for name in _REDIRECT_XATTRS)
     except BaseException:
         os.close(child)
         raise
