@@ -246,3 +246,10 @@ def test_rootless_overlayfs_xattrs_count_and_a_renamed_directory_is_refused(tmp_
     os.setxattr(root / "moved", "trusted.overlay.redirect", b"/old")
     with pytest.raises(LayerDirsUnusable, match="renamed directory"):
         scan_tree(root, "d", [])
+
+
+def test_not_root_is_refused_before_anything_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    graph, diff_ids, _ = storage(tmp_path, 2)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(LayerDirsUnusable, match="needs root"):
+        locate(graph, diff_ids)
