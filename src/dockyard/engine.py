@@ -5,9 +5,11 @@ engine's built-in BuildKit through a docker CLI older than 23 (newer CLIs need b
 Everything dockyard creates on the engine carries `LABEL_MANAGED`, and containers also carry the run's
 `LABEL_RUN`, so cleanup removes exactly what this run made and nothing else.
 
-docker-py is imported on first use (importing it costs a CLI a tenth of a second or more), and
-containers are made through its low-level API: one create (no image inspect, no pull), one start, one
-wait, one request for both output streams. Inside `Engine.removing_in_background()` (what verify's
+Inspecting images and running containers goes through `dockyard.engine_api`: its own HTTP client on
+a local engine's unix socket, docker-py's session for any other engine. docker-py is imported only
+for what needs it (builds through the SDK, pushes, exports, Compose, container models; importing it
+costs a CLI a tenth of a second or more). A container is one create (no image inspect, no pull), one
+start, one wait, one request for both output streams. Inside `Engine.removing_in_background()` (what verify's
 doors use) they are removed in the background, so that no verdict waits for a removal; leaving the
 block waits for every removal, as does the interpreter before it exits. Elsewhere a container is gone
 when the call that made it returns.
@@ -32,7 +34,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard import interrupt, process
+from dockyard import engine_api, interrupt, process
 from dockyard.errors import CommandError, CommandTimeout, ConfigError, EngineUnavailable, ImageNotFound
 
 if TYPE_CHECKING:
@@ -148,8 +150,8 @@ class RunResult:
         return (self.stdout + self.stderr).strip()
 
 
-# The API version of the first request: the oldest docker-py speaks, on which every engine it can talk to
-# answers `/version`. The answer names the version spoken from then on.
+# The API version docker-py is made with before `/version` (unversioned) names the one to speak: the
+# oldest it speaks.
 _FIRST_API_VERSION = "1.24"
 
 
@@ -181,26 +183,47 @@ class Engine:
         return discover_cli(self.docker_cli)
 
     @cached_property
-    def client(self) -> docker.DockerClient:
-        """The SDK client, after one request: `/version` proves the engine answers and names both the
-        API version to speak and the engine's own version (`server_version`)."""
-        import docker  # noqa: PLC0415
-        import requests.exceptions  # noqa: PLC0415
-
-        client = None
+    def api(self) -> engine_api.Api:
+        """The engine's API, after one request: `/version` proves the engine answers and names both the
+        API version to speak and the engine's own version (`server_version`). A local engine's socket
+        is spoken to directly; any other engine through docker-py's session."""
+        socket_path = engine_api.local_socket()
         try:
-            client = docker.DockerClient.from_env(version=_FIRST_API_VERSION, timeout=120)
-            self._server = dict(client.api.version(api_version=False))
+            if socket_path is not None:
+                api = engine_api.Api(engine_api.UnixTransport(socket_path))
+            else:
+                client = self._sdk(_FIRST_API_VERSION)
+                self.__dict__["client"] = client  # the one client (cached_property's slot)
+                base = client.api.base_url
+                api = engine_api.Api(engine_api.SessionTransport(client.api, base))
+            self._server = api.version_info()
+        except Exception as exc:  # the socket, the session, the answer: the engine does not answer
+            if "client" in self.__dict__:
+                self.__dict__.pop("client").close()
+            reason = f"{socket_path}: {exc.strerror}" if socket_path and isinstance(exc, OSError) else None
+            raise EngineUnavailable(
+                f"no Docker engine answers ({reason or first_line(exc)}): start dockerd, or run "
+                "`dockyard doctor --fix`"
+            ) from None
+        if socket_path is None:
             # What `version="auto"` sets from the same answer: one client, one request (a second
             # client would leave a connection pool for the garbage collector to finalize mid-run).
-            client.api._version = str(self._server["ApiVersion"])  # type: ignore[attr-defined]
-        except (docker.errors.DockerException, requests.exceptions.RequestException, KeyError) as exc:
-            if client is not None:
-                client.close()
-            raise EngineUnavailable(
-                f"no Docker engine answers ({first_line(exc)}): start dockerd, or run `dockyard doctor --fix`"
-            ) from None
-        return client
+            self.client.api._version = api.version  # type: ignore[attr-defined]
+        return api
+
+    @cached_property
+    def client(self) -> docker.DockerClient:
+        """The SDK client, speaking the API version the engine named (no request of its own)."""
+        try:
+            return self._sdk(str(self.api.version))
+        except Exception as exc:
+            raise EngineUnavailable(f"no Docker engine client ({first_line(exc)})") from None
+
+    @staticmethod
+    def _sdk(version: str) -> docker.DockerClient:
+        import docker  # noqa: PLC0415
+
+        return docker.DockerClient.from_env(version=version, timeout=int(engine_api.TIMEOUT))
 
     @property
     def labels(self) -> dict[str, str]:
@@ -208,8 +231,8 @@ class Engine:
         return {LABEL_MANAGED: "true", LABEL_RUN: self.run_id}
 
     def server_version(self) -> str:
-        """The engine's version, from the answer that connected the client (no request of its own)."""
-        _ = self.client
+        """The engine's version, from the answer that connected (no request of its own)."""
+        _ = self.api
         return str(self._server.get("Version", "?"))
 
     def docker(
@@ -218,24 +241,34 @@ class Engine:
         """Run the docker CLI (the one that builds) with args."""
         return process.run([self.cli.path, *args], timeout=timeout, check=check, what=what)
 
-    def image(self, ref: str) -> Image:
-        from docker import errors  # noqa: PLC0415
-
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        """The engine's description of an image (`docker image inspect`), in one request."""
         try:
-            return self.client.images.get(ref)
-        except errors.ImageNotFound:
-            raise ImageNotFound(
-                f"no image {ref!r} on this engine: build it first (invoke build) or check the name"
-            ) from None
-        except errors.APIError as exc:
+            return self.api.inspect_image(ref)
+        except engine_api.ApiError as exc:
+            if exc.status == 404:
+                raise ImageNotFound(
+                    f"no image {ref!r} on this engine: build it first (invoke build) or check the name"
+                ) from None
+            raise EngineUnavailable(f"inspecting {ref}: {first_line(exc)}") from None
+        except OSError as exc:
             raise EngineUnavailable(f"inspecting {ref}: {first_line(exc)}") from None
 
-    def image_exists(self, ref: str) -> bool:
-        from docker import errors  # noqa: PLC0415
-
+    def image_history(self, image_id: str) -> list[dict[str, Any]]:
+        """An image's history entries, newest first (`docker history`), in one request."""
         try:
-            self.client.images.get(ref)
-        except errors.ImageNotFound:
+            return self.api.history(image_id)
+        except (engine_api.ApiError, OSError) as exc:
+            raise EngineUnavailable(f"reading the history of {image_id}: {first_line(exc)}") from None
+
+    def image(self, ref: str) -> Image:
+        """An image as docker-py's model (for the SDK's own calls: tag, push...)."""
+        return self.client.images.prepare_model(self.inspect_image(ref))
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.inspect_image(ref)
+        except ImageNotFound:
             return False
         return True
 
@@ -254,26 +287,39 @@ class Engine:
     def _create(self, image: str, **kwargs: Any) -> str:
         """One request. `containers.create` inspects the container it made (one more round trip) and
         `containers.run` may pull; the options are theirs, translated the way they translate them."""
-        from docker import errors  # noqa: PLC0415
-        from docker.models import containers  # noqa: PLC0415
-
         interrupt.check()  # nothing new once the run is interrupted
         # An interrupted run ends by sweeping this run's containers: one a thread made while the
         # interrupt struck, a removal still queued in the background.
         interrupt.at_finish(self, self._sweep)
-        api = self.client.api
-        options = {**kwargs, "image": image, "version": api.api_version}
-        options["labels"] = {**kwargs.get("labels", {}), **self.labels}
-        # docker-py's own translation of the options (volumes, ports, network...): private, and what
-        # `containers.create` itself has called since docker-py 2.
-        create = containers._create_container_args(options)  # type: ignore[attr-defined]
+        options = {**kwargs, "labels": {**kwargs.get("labels", {}), **self.labels}}
+        body = engine_api.container_body(image, options)
+        query: dict[str, str] = {}
+        if body is None:
+            body, query = self._sdk_container_body(image, options)
         try:
-            made = api.create_container(**create)
-        except errors.ImageNotFound:
-            raise ImageNotFound(f"no image {image!r} on this engine") from None
-        except errors.APIError as exc:
+            return self.api.create(body, query)
+        except engine_api.ApiError as exc:
+            if exc.status == 404 and "no such image" in exc.explanation.lower():
+                raise ImageNotFound(f"no image {image!r} on this engine") from None
             raise EngineUnavailable(f"creating a container of {image}: {first_line(exc)}") from None
-        return str(made["Id"])
+        except OSError as exc:
+            raise EngineUnavailable(f"creating a container of {image}: {first_line(exc)}") from None
+
+    def _sdk_container_body(
+        self, image: str, options: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """docker-py's own translation of `containers.run` options (volumes, ports, groups...): private,
+        and what `containers.create` itself has called since docker-py 2."""
+        from docker.models import containers  # noqa: PLC0415
+
+        api = self.client.api
+        create = containers._create_container_args(  # type: ignore[attr-defined]
+            {**options, "image": image, "version": api.api_version}
+        )
+        query = {key: str(create.pop(key)) for key in ("name", "platform") if create.get(key)}
+        create.pop("name", None)
+        create.pop("platform", None)
+        return dict(api.create_container_config(**create)), query
 
     def run_once(
         self, image: str, command: list[str] | None = None, *, timeout: float = 60, **kwargs: Any
@@ -281,19 +327,16 @@ class Engine:
         """Run a labelled container to completion: create, start, wait, and one request for its output.
         It is removed afterwards whatever happens (an interrupt removes it at once, which also ends
         the wait)."""
-        from docker import errors  # noqa: PLC0415
-
         container_id = self._create(image, command=command, **kwargs)
         try:
             with interrupt.on_interrupt(lambda: self._remove(container_id)):
-                api = self.client.api
                 try:
-                    api.start(container_id)
-                except errors.APIError as exc:
+                    self.api.start(container_id)
+                except (engine_api.ApiError, OSError) as exc:
                     raise EngineUnavailable(f"starting a container of {image}: {first_line(exc)}") from None
                 try:
-                    status = api.wait(container_id, timeout=math.ceil(timeout))
-                except Exception as exc:  # requests' ReadTimeout and friends
+                    status = self.api.wait(container_id, timeout=math.ceil(timeout))
+                except Exception as exc:  # the socket's timeout and friends
                     raise CommandTimeout(
                         f"a container of {image} did not finish within {timeout:g} s ({first_line(exc)})"
                     ) from None
@@ -305,20 +348,15 @@ class Engine:
     def output(self, container_id: str, *, tty: bool = False) -> tuple[str, str]:
         """A container's stdout and stderr so far, in one request. (docker-py's `logs` inspects the
         container first, and mixes both streams into one unless asked once for each.)"""
-        import requests.exceptions  # noqa: PLC0415
-
-        api = self.client.api
-        url = f"{api.base_url}/v{api.api_version}/containers/{container_id}/logs"
         try:
-            response = api.get(url, params={"stdout": 1, "stderr": 1}, timeout=api.timeout)
-            response.raise_for_status()
-        except requests.exceptions.RequestException as exc:
+            content = self.api.logs(container_id)
+        except Exception as exc:  # an error answer, the socket, the session
             raise EngineUnavailable(
                 f"reading the output of container {container_id[:12]}: {first_line(exc)}"
             ) from None
         if tty:  # one stream, not framed
-            return response.content.decode(errors="replace"), ""
-        stdout, stderr = demultiplex(response.content)
+            return content.decode(errors="replace"), ""
+        stdout, stderr = demultiplex(content)
         return stdout.decode(errors="replace"), stderr.decode(errors="replace")
 
     @contextlib.contextmanager
@@ -361,15 +399,13 @@ class Engine:
         concurrent.futures.wait(pending, timeout=timeout)
 
     def _remove(self, container_id: str) -> None:
-        from docker import errors  # noqa: PLC0415
-
         for _ in range(3):
             try:
-                self.client.api.remove_container(container_id, force=True, v=True)
-            except errors.NotFound:
-                return
-            except errors.APIError:  # "removal already in progress": retry shortly
-                time.sleep(0.2)
+                self.api.remove(container_id)
+            except engine_api.ApiError as exc:
+                if exc.status == 404:
+                    return
+                time.sleep(0.2)  # "removal already in progress": retry shortly
             else:
                 return
 
@@ -380,7 +416,7 @@ class Engine:
         """Remove containers of this run that escaped their block (a killed thread, an interrupted
         create), once the removals under way have settled (waiting `settle` seconds at most)."""
         self.settle(settle)
-        leftovers = self.client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"})
+        leftovers = self.api.containers(f"{LABEL_RUN}={self.run_id}")
         for leftover in leftovers:
             self._remove(str(leftover["Id"]))
         return len(leftovers)
@@ -414,7 +450,7 @@ def connect(docker_cli: str | None = None) -> Engine:
             path = shutil.which(docker_cli) or docker_cli
             checked = concurrent.futures.Future()
             threading.Thread(target=_resolve, args=(checked, cli_version, path), daemon=True).start()
-        _ = engine.client  # fail early, with one clear line, when no engine answers
+        _ = engine.api  # fail early, with one clear line, when no engine answers
         if checked is not None and docker_cli and checked.result() is None:
             raise _not_a_docker_cli(docker_cli)
         _ENGINES[docker_cli] = engine
@@ -436,7 +472,11 @@ def first_line(exc: BaseException) -> str:
     runc's layers of wrapping: `exec: "python": executable file not found in $PATH`), else the first
     line of the exception."""
     errors = sys.modules.get("docker.errors")  # an API error means docker-py is imported already
-    explanation = getattr(exc, "explanation", None) if errors and isinstance(exc, errors.APIError) else None
+    explanation = (
+        getattr(exc, "explanation", None)
+        if isinstance(exc, engine_api.ApiError) or (errors and isinstance(exc, errors.APIError))
+        else None
+    )
     if explanation:
         text = _OCI_PREFIX.sub("", str(explanation)).removesuffix(": unknown").strip().splitlines()
     else:

@@ -240,7 +240,7 @@ def find_base(
             f"{BASE_LABEL} label; pass --base IMAGE to group its layers",
         )
     try:
-        diff_ids = tuple(engine.image(ref).attrs.get("RootFS", {}).get("Layers") or ())
+        diff_ids = tuple(engine.inspect_image(ref).get("RootFS", {}).get("Layers") or ())
     except ImageNotFound:
         return Base(ref, note=f"base image {ref} is not on this engine: no layers grouped as base (pull it)")
     shared = common_prefix(info.diff_ids, diff_ids)
@@ -255,6 +255,6 @@ def find_base(
 
 
 def inspect_image(engine: Engine, ref: str) -> ImageInfo:
-    image = engine.image(ref)
-    history = engine.client.api.history(image.id)  # type: ignore[no-untyped-call]
-    return ImageInfo.from_inspect(ref, image.attrs, history)
+    attrs = engine.inspect_image(ref)
+    history = engine.image_history(str(attrs.get("Id", ref)))
+    return ImageInfo.from_inspect(ref, attrs, history)

@@ -326,7 +326,7 @@ def _subjects(engine: Engine, stack: StackBuild) -> list[_Subject]:
     for item in stack.services:
         service = stack.model.service(item.service)
         if item.image_id not in infos:
-            attrs = engine.image(item.image_id).attrs
+            attrs = engine.inspect_image(item.image_id)
             infos[item.image_id] = images.ImageInfo.from_inspect(item.image, attrs, ())
         info = infos[item.image_id]
         test, test_from = _effective_test(service, info)

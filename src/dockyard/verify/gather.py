@@ -423,16 +423,14 @@ def _layer_dirs_scan(
 
 def _base_metadata(engine: Engine, base: images.Base) -> tuple[dict[str, str], dict[str, str], int]:
     """The base image's ENV, labels and number of history entries: what the Dockerfile did not set."""
-    import docker.errors  # noqa: PLC0415
-
     if base.ref is None or not base.diff_ids:
         return {}, {}, 0
     try:
-        image = engine.image(base.ref)
-        history = engine.client.api.history(image.id)  # type: ignore[no-untyped-call]
-    except (DockyardError, docker.errors.APIError):
+        attrs = engine.inspect_image(base.ref)
+        history = engine.image_history(str(attrs["Id"]))
+    except (DockyardError, KeyError):
         return {}, {}, 0
-    config = image.attrs.get("Config") or {}
+    config = attrs.get("Config") or {}
     env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
     return env, dict(config.get("Labels") or {}), len(history)
 
