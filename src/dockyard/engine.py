@@ -319,6 +319,15 @@ class Engine:
         query = {key: str(create.pop(key)) for key in ("name", "platform") if create.get(key)}
         create.pop("name", None)
         create.pop("platform", None)
+        # What `create_container` does before it builds the body: the environment as a list, with
+        # the CLI config's proxy settings added.
+        environment = create.get("environment")
+        if isinstance(environment, dict):
+            environment = [
+                f"{key}={value}" if value is not None else key for key, value in environment.items()
+            ]
+        create["environment"] = api._proxy_configs.inject_proxy_environment(environment) or None  # type: ignore[attr-defined]
+        create.setdefault("command", None)
         return dict(api.create_container_config(**create)), query
 
     def run_once(

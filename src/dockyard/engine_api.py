@@ -56,12 +56,14 @@ class Transport(Protocol):
 def local_socket(environ: Mapping[str, str] | None = None) -> str | None:
     """The engine's unix socket when the engine is reached over it the way both Docker's CLI and
     docker-py would reach it; None whenever anything else could be meant (tcp, ssh, TLS settings, a
-    context other than `default` named by DOCKER_CONTEXT or the CLI's config): those go through docker-py.
+    context other than `default` named by DOCKER_CONTEXT or the CLI's config), and when the CLI's config
+    has proxy settings (docker-py hands them to every container, as `docker run` does): those go
+    through docker-py.
     """
     env = os.environ if environ is None else environ
     if sys.platform == "win32" or env.get("DOCKER_TLS_VERIFY") or env.get("DOCKER_CERT_PATH"):
         return None
-    if _other_context(env):
+    if _config_needs_docker_py(env):
         return None
     host = env.get("DOCKER_HOST", "").strip()
     if host in ("", "unix://"):
@@ -71,8 +73,9 @@ def local_socket(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def _other_context(env: Mapping[str, str]) -> bool:
-    """Whether the CLI would use a context other than `default` (or its config cannot be read)."""
+def _config_needs_docker_py(env: Mapping[str, str]) -> bool:
+    """Whether the CLI would use a context other than `default` or has proxy settings for containers
+    (or its config cannot be read)."""
     if env.get("DOCKER_CONTEXT", "default") not in ("", "default"):
         return True
     config = Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
@@ -83,10 +86,11 @@ def _other_context(env: Mapping[str, str]) -> bool:
     except OSError:
         return True
     try:
-        current = json.loads(text).get("currentContext") if text.strip() else None
+        settings = json.loads(text) if text.strip() else {}
+        current, proxies = settings.get("currentContext"), settings.get("proxies")
     except (ValueError, AttributeError):
         return True
-    return current not in (None, "", "default")
+    return current not in (None, "", "default") or bool(proxies)
 
 
 class UnixTransport:
@@ -268,7 +272,7 @@ def container_body(image: str, options: Mapping[str, Any]) -> dict[str, Any] | N
         "AttachStdin": False,
         "AttachStdout": True,
         "AttachStderr": True,
-        "Env": [f"{key}={value}" for key, value in environment.items()] if environment else None,
+        "Env": [f"{key}={value}" for key, value in environment.items()] if environment is not None else None,
         "Cmd": command,
         "Image": image,
         "Volumes": None,
