@@ -66,7 +66,8 @@ SIX = cst_bench.SHARED
 ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 TARGETS = {"start-up": 0.15, "before the engine": 0.25, "six": 1.5, "all": 2.0, "door": 0.2}
 
-# One verify, traced from inside the process: urllib3 logs every request docker-py sends the engine.
+# One verify, traced from inside the process: every request it sends the engine is logged (by urllib3 for
+# docker-py, by dockyard.engine for its own client on the local socket).
 TRACE = """\
 import logging, sys, time
 start = time.perf_counter()
@@ -75,9 +76,10 @@ class Format(logging.Formatter):
         return f"{time.perf_counter() - start:.3f} [{record.threadName}] {record.getMessage()}"
 handler = logging.StreamHandler(sys.stderr)
 handler.setFormatter(Format())
-log = logging.getLogger("urllib3.connectionpool")
-log.setLevel(logging.DEBUG)
-log.addHandler(handler)
+for name in ("urllib3.connectionpool", "dockyard.engine"):  # docker-py's requests, dockyard's own
+    log = logging.getLogger(name)
+    log.setLevel(logging.DEBUG)
+    log.addHandler(handler)
 from dockyard import cli
 print(f"{time.perf_counter() - start:.3f} [MainThread] imported dockyard.cli", file=sys.stderr)
 code = cli.main(sys.argv[1:])
@@ -253,7 +255,7 @@ def trace(tag: str) -> None:
     for line in lines:
         seconds, _, rest = line.partition(" ")
         thread, _, message = rest.partition("] ")
-        if '"' in message:  # urllib3: http://localhost:None "GET /v1.41/... HTTP/1.1" 200 123
+        if '"' in message:  # "GET /v1.41/... HTTP/1.1" 200 123 (urllib3), "GET /v1.41/..." 200 (dockyard)
             message = message.split('"')[1].removesuffix(" HTTP/1.1")
             message = re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1", message)[:110]
         print(f"  {seconds:>6} {thread.strip('[')[:24]:<24} {message}")

@@ -113,7 +113,7 @@ class UnixTransport:
             data = response.read()
         finally:
             connection.close()
-        log.debug("%s %s %s", method, path, response.status)
+        log.debug('"%s %s" %s', method, path, response.status)
         return response.status, data
 
 
@@ -156,7 +156,7 @@ class SessionTransport:
             headers=headers,
             timeout=self.timeout if timeout is None else timeout,
         )
-        log.debug("%s %s %s", method, path, response.status_code)
+        log.debug('"%s %s" %s', method, path, response.status_code)
         return response.status_code, response.content
 
 

@@ -308,6 +308,7 @@ def locked_sets(
     extras: Iterable[str] = (),
     groups: Iterable[str] = (),
     lock_command: str = "dockyard lock",
+    locked: Lock | None = None,
 ) -> LockedSets:
     """The runtime and dev-only package sets of `project` (a workspace member, read from the
     workspace's one lock), for an interpreter described by `environment` (PEP 508 marker variables).
@@ -315,9 +316,10 @@ def locked_sets(
     Runtime: the package itself (unless virtual: uv never installs a virtual project) and the closure
     of its dependencies, plus the extras and groups the image installs. Dev-only: what any other group
     or extra of the package adds, and the workspace root's own groups, which `uv sync` installs by
-    default from the root.
+    default from the root. `locked` is the lock file already read, if it was.
     """
-    locked = read_lock(lock_file, lock_command=lock_command)
+    if locked is None:
+        locked = read_lock(lock_file, lock_command=lock_command)
     packages = locked.packages
     roots = packages.get(canonical(project))
     if not roots:

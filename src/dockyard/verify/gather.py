@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from dockyard.credentials.layers import CredentialHook
     from dockyard.image import export as export_scan
     from dockyard.image.export import ContentHook
+    from dockyard.project.lock import Lock
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,11 @@ def verify_image(
     info = images.inspect_image(engine, image_ref)
     dockerfile = _project_dockerfile(settings)
     facts = Facts(settings=settings, image=info, dockerfile=dockerfile, build=options.build)
-    facts.secrets = _secrets(settings)
+    needs = {need for check in chosen for need in (*check.needs, *check.optional)}
+    if "export" in needs:  # only the export's checks look for the build secrets
+        facts.secrets = _secrets(settings)
     imports, facts.imports_inferred = default_imports(settings, info, dockerfile)
     _not_applicable(facts)
-    needs = {need for check in chosen for need in (*check.needs, *check.optional)}
     stop = threading.Event()  # set when the gathering ends: a watch still running stops at once
     spec = probe_spec(settings, info, imports, probe_facts(chosen))
     test = _health_test(settings, info)
@@ -154,19 +156,26 @@ def verify_image(
             {"argv": list(test.argv), "timeout": timeout},
         ]
     sets_wanted = "locked" in needs and "locked" not in facts.unavailable
+    parsed: list[Lock] = []  # uv.lock, read while the engine works
+
+    def meanwhile() -> None:
+        _import(later)
+        if sets_wanted:
+            from dockyard.project import lock  # noqa: PLC0415
+
+            with contextlib.suppress(DockyardError):  # said when the sets are read, below
+                parsed.append(lock.read_lock(settings.lock_file, lock_command=settings.lock_command))
 
     def arrived(fact: str) -> None:
         # uv.lock's sets, read with the image's Python's markers as soon as the probe names them,
         # while the other gatherers still work. Checks are judged once every fact is in: some read
         # a fact they do not declare when it is there (the healthcheck reads the probe's run of it).
         if fact == "probe" and sets_wanted and facts.probe is not None:
-            _lock_sets(facts)
+            _lock_sets(facts, parsed[0] if parsed else None)
 
     work = {name: gatherers[name] for name in gatherers if name in wanted}
     later = [*(["packaging.markers"] if "locked" in needs else []), *prefetch]  # uv.lock's markers
-    _gather(
-        facts, work, engine, settings.verify.timeout, stop, on_fact=arrived, meanwhile=lambda: _import(later)
-    )
+    _gather(facts, work, engine, settings.verify.timeout, stop, on_fact=arrived, meanwhile=meanwhile)
     reported: dict[str, str] = {}  # failed fact -> the check whose row reports the cause
     results = _rows(settings, options, image_ref, lambda check: _judge(check, facts, reported))
     meta = {
@@ -569,7 +578,7 @@ def _lock_status(settings: Settings) -> verdicts.LockStatus:
         return verdicts.LockStatus(False, exc.message)
 
 
-def _lock_sets(facts: Facts) -> None:
+def _lock_sets(facts: Facts, locked: Lock | None = None) -> None:
     from dockyard.project import lock  # noqa: PLC0415
 
     python = verdicts.require(facts.probe).get("python", {})
@@ -581,6 +590,7 @@ def _lock_sets(facts: Facts) -> None:
             facts.settings.project_name,
             environment=lock.marker_environment(version, machine),
             lock_command=facts.settings.lock_command,
+            locked=locked,
         )
     except DockyardError as exc:
         facts.errors["locked"] = exc.message
