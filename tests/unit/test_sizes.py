@@ -352,10 +352,10 @@ class FakeEngine:
     def __init__(self, images: dict[str, list[str]]) -> None:
         self.images = images
 
-    def image(self, ref: str) -> Any:
+    def inspect_image(self, ref: str) -> dict[str, Any]:
         if ref not in self.images:
             raise ImageNotFound(f"no image {ref!r}")
-        return dataclasses.make_dataclass("Image", ["attrs"])({"RootFS": {"Layers": self.images[ref]}})
+        return {"RootFS": {"Layers": self.images[ref]}}
 
 
 def test_base_comes_from_the_dockerfile_for_the_project_image(tmp_path: Path) -> None:

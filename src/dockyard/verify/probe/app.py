@@ -35,6 +35,7 @@ from dockyard.verify.probe.common import (
 from dockyard.verify.probe.distributions import (
     _dist_name,
     environment,
+    find_distributions,
 )
 
 # probe: end parts
@@ -190,10 +191,8 @@ def entry_point(entry: dict[str, Any]) -> dict[str, Any] | None:
         return {"module": value, "attr": "", "main": True, "from": f"-m {value}"}
     if kind != "script":
         return None
-    from importlib import metadata  # noqa: PLC0415 - app probe only
-
     name = os.path.basename(value)
-    for dist in metadata.distributions():
+    for dist in (dist for entry in sys.path for dist in find_distributions(entry or ".")):
         try:
             points = list(dist.entry_points)
         except Exception:  # noqa: S112 - one broken distribution must not hide the others

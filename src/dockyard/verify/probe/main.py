@@ -319,10 +319,6 @@ def _walked(spec: Spec, walk: Walk) -> dict[str, Any]:
     return {}
 
 
-def _import_metadata() -> None:
-    import importlib.metadata  # noqa: F401, PLC0415 - imported ahead of its use, in a thread
-
-
 def collect(argv: list[str], started: float) -> dict[str, Any]:
     errors: list[str] = []
     spec = parse_spec(argv, errors)
@@ -336,10 +332,6 @@ def collect(argv: list[str], started: float) -> dict[str, Any]:
             future = start_app_probe(spec, plan, deadline + 5)
         except Exception as exc:
             errors.append(f"app probe: {_describe(exc)}")
-    if spec.wants(FACT_ENVIRONMENTS) or spec.wants(FACT_STRAYS):
-        # read by the environments the walk finds and by the strays' owners once it ends: imported
-        # meanwhile, while the walk waits on the disk (and the container's other core on nothing)
-        _Task(_import_metadata)
     walk = _new_walk(spec, deadline)
     walked: dict[str, Any] = {}
     if any(spec.wants(fact) for fact in WALK_FACTS):

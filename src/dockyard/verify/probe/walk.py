@@ -30,6 +30,7 @@ from dockyard.verify.probe.distributions import (
     _dist_name,
     _listed,
     environment,
+    find_distributions,
     interpreter_ok,
 )
 from dockyard.verify.probe.resolve import (
@@ -445,10 +446,8 @@ class _Owners:
 
     def _load(self, root: str) -> dict[str, tuple[str, str, str]]:
         if root not in self.index:
-            from importlib import metadata  # noqa: PLC0415 - only when a stray needs it
-
             files: dict[str, tuple[str, str, str]] = {}
-            for dist in metadata.distributions(path=[root]):
+            for dist in find_distributions(root):
                 with contextlib.suppress(Exception):
                     _, rows, _ = _listed(dist)
                     label = f"{_dist_name(dist)} {dist.version}"
