@@ -271,12 +271,14 @@ def _verify_outputs(request: VerifyRequest) -> None:
 
 def verify(settings: config.Settings, request: VerifyRequest, console: Console) -> Report:
     """Run the image checklist (building first unless an image is given); raise when any check fails."""
-    from dockyard.verify.gather import VerifyOptions, build_failed_report, preflight, verify_image  # noqa: PLC0415
-
-    options = VerifyOptions(skip=request.skip, only=request.only)
     if request.image is not None:
         reference.check_image_ref(request.image, "IMAGE")
     _verify_outputs(request)
+    if request.image is not None:
+        engine.warm(settings.docker, request.image)  # connects and inspects while the checklist loads
+    from dockyard.verify.gather import VerifyOptions, build_failed_report, preflight, verify_image  # noqa: PLC0415
+
+    options = VerifyOptions(skip=request.skip, only=request.only)
     preflight(settings, options)  # unknown ids, a bad layer-cache-touch: before a long build
     print_project(settings, console)
     built = None

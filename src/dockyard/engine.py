@@ -176,6 +176,8 @@ class Engine:
     _background: int = field(
         default=0, init=False, repr=False, compare=False
     )  # open removing_in_background blocks
+    # answers `warm` fetched ahead (an image's inspect, "history:ID"), each used once
+    _prefetched: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @cached_property
     def cli(self) -> Cli:
@@ -243,6 +245,8 @@ class Engine:
 
     def inspect_image(self, ref: str) -> dict[str, Any]:
         """The engine's description of an image (`docker image inspect`), in one request."""
+        if (ahead := self._prefetched.pop(ref, None)) is not None:
+            return dict(ahead)
         try:
             return self.api.inspect_image(ref)
         except engine_api.ApiError as exc:
@@ -256,6 +260,8 @@ class Engine:
 
     def image_history(self, image_id: str) -> list[dict[str, Any]]:
         """An image's history entries, newest first (`docker history`), in one request."""
+        if (ahead := self._prefetched.pop(f"history:{image_id}", None)) is not None:
+            return list(ahead)
         try:
             return self.api.history(image_id)
         except (engine_api.ApiError, OSError) as exc:
@@ -445,6 +451,7 @@ def demultiplex(data: bytes) -> tuple[bytes, bytes]:
 
 
 _ENGINES: dict[str | None, Engine] = {}
+_CONNECTING = threading.Lock()
 
 
 def connect(docker_cli: str | None = None) -> Engine:
@@ -452,6 +459,11 @@ def connect(docker_cli: str | None = None) -> Engine:
     docker CLI that is not one is a configuration error (exit 2) for every command: its `--version`
     runs while the client connects, so the check costs no time; what it can build (buildx or the
     engine's BuildKit) is asked only when something is built."""
+    with _CONNECTING:  # one connection, whichever thread asks first (`warm`)
+        return _connect(docker_cli)
+
+
+def _connect(docker_cli: str | None) -> Engine:
     if docker_cli not in _ENGINES:
         engine = Engine(docker_cli)
         checked: concurrent.futures.Future[tuple[int, int] | None] | None = None
@@ -464,6 +476,26 @@ def connect(docker_cli: str | None = None) -> Engine:
             raise _not_a_docker_cli(docker_cli)
         _ENGINES[docker_cli] = engine
     return _ENGINES[docker_cli]
+
+
+def warm(docker_cli: str | None, image: str | None = None) -> None:
+    """Connect in the background, and inspect `image` there too, while this thread does its own work
+    (imports, configuration, the console): `connect` and the first `inspect_image`/`image_history` of
+    `image` then find it done. A failure is left for them to meet and say."""
+
+    if engine_api.local_socket() is None:
+        return  # an engine that may be slow to refuse: met once, by `connect`, not twice
+
+    def work() -> None:
+        with contextlib.suppress(Exception):
+            engine = connect(docker_cli)
+            if image is not None:
+                attrs = engine.api.inspect_image(image)
+                engine._prefetched[image] = attrs
+                history_of = str(attrs["Id"])
+                engine._prefetched[f"history:{history_of}"] = engine.api.history(history_of)
+
+    threading.Thread(target=work, name="dockyard-warm", daemon=True).start()
 
 
 def _resolve(future: concurrent.futures.Future[Any], fn: Callable[..., Any], *args: Any) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,20 @@ def test_options_docker_py_translates_still_run_through_dockyards_client(
     )
     assert (done.code, done.stdout) == (0, "mounted True\n"), done.output
     assert docker.api.containers(f"{engine.LABEL_RUN}={docker.run_id}") == []
+
+
+def test_warm_connects_and_inspects_ahead_and_each_answer_is_used_once(
+    docker: engine.Engine, base_image: str
+) -> None:
+    engine.warm(docker.docker_cli, base_image)
+    deadline = time.monotonic() + 30
+    while len(docker._prefetched) < 2:  # the inspect and the history, fetched in the background
+        assert time.monotonic() < deadline, "warm fetched nothing"
+        time.sleep(0.05)
+    fresh = docker.api.inspect_image(base_image)
+    assert docker.inspect_image(base_image) == fresh
+    assert docker.image_history(str(fresh["Id"])) == docker.api.history(str(fresh["Id"]))
+    assert docker._prefetched == {}
+    engine.warm(docker.docker_cli, "dockyard-test/no-such-image:nowhere")  # a failure is left to the caller
+    with pytest.raises(ImageNotFound):
+        docker.inspect_image("dockyard-test/no-such-image:nowhere")
