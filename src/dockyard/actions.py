@@ -274,8 +274,8 @@ def verify(settings: config.Settings, request: VerifyRequest, console: Console) 
     if request.image is not None:
         reference.check_image_ref(request.image, "IMAGE")
     _verify_outputs(request)
-    if request.image is not None:
-        engine.warm(settings.docker, request.image)  # connects and inspects while the checklist loads
+    # Connect and inspect the image while the checklist loads.
+    ahead = engine.warm(settings.docker, request.image) if request.image is not None else None
     from dockyard.verify.gather import VerifyOptions, build_failed_report, preflight, verify_image  # noqa: PLC0415
 
     options = VerifyOptions(skip=request.skip, only=request.only)
@@ -297,7 +297,9 @@ def verify(settings: config.Settings, request: VerifyRequest, console: Console) 
         docker = engine.connect(settings.docker)
         with docker.removing_in_background():  # removals overlap judging and printing, then end
             subject, checks = ref or settings.image, replace(options, build=built)
-            result = verify_image(docker, settings, subject, checks, prefetch=_REPORT_MODULES)
+            result = verify_image(
+                docker, settings, subject, checks, prefetch=_REPORT_MODULES, ahead=ahead if ref else None
+            )
             return _finish(result, request, console, subject=ref or settings.image)
     return _finish(result, request, console, subject=ref or settings.image)
 

@@ -176,8 +176,6 @@ class Engine:
     _background: int = field(
         default=0, init=False, repr=False, compare=False
     )  # open removing_in_background blocks
-    # answers `warm` fetched ahead (an image's inspect, "history:ID"), each used once
-    _prefetched: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @cached_property
     def cli(self) -> Cli:
@@ -245,8 +243,6 @@ class Engine:
 
     def inspect_image(self, ref: str) -> dict[str, Any]:
         """The engine's description of an image (`docker image inspect`), in one request."""
-        if (ahead := self._prefetched.pop(ref, None)) is not None:
-            return dict(ahead)
         try:
             return self.api.inspect_image(ref)
         except engine_api.ApiError as exc:
@@ -260,8 +256,6 @@ class Engine:
 
     def image_history(self, image_id: str) -> list[dict[str, Any]]:
         """An image's history entries, newest first (`docker history`), in one request."""
-        if (ahead := self._prefetched.pop(f"history:{image_id}", None)) is not None:
-            return list(ahead)
         try:
             return self.api.history(image_id)
         except (engine_api.ApiError, OSError) as exc:
@@ -478,24 +472,29 @@ def _connect(docker_cli: str | None) -> Engine:
     return _ENGINES[docker_cli]
 
 
-def warm(docker_cli: str | None, image: str | None = None) -> None:
-    """Connect in the background, and inspect `image` there too, while this thread does its own work
-    (imports, configuration, the console): `connect` and the first `inspect_image`/`image_history` of
-    `image` then find it done. A failure is left for them to meet and say."""
+Inspected = tuple[dict[str, Any], list[dict[str, Any]]]  # an image's inspect and history
 
+
+def warm(docker_cli: str | None, image: str) -> concurrent.futures.Future[Inspected] | None:
+    """Connect to a local engine in the background and inspect `image` there, while this thread does
+    its own work (imports, configuration, the console): `connect` then finds the engine connected, and
+    the answer (`dockyard.image.metadata.inspect_image(..., ahead=)`) is the image's inspect and
+    history. A failure is the caller's to meet again and say. None for an engine that is not local
+    (one slow to refuse would be waited for twice)."""
     if engine_api.local_socket() is None:
-        return  # an engine that may be slow to refuse: met once, by `connect`, not twice
+        return None
+    future: concurrent.futures.Future[Inspected] = concurrent.futures.Future()
 
     def work() -> None:
-        with contextlib.suppress(Exception):
-            engine = connect(docker_cli)
-            if image is not None:
-                attrs = engine.api.inspect_image(image)
-                engine._prefetched[image] = attrs
-                history_of = str(attrs["Id"])
-                engine._prefetched[f"history:{history_of}"] = engine.api.history(history_of)
+        try:
+            api = connect(docker_cli).api
+            attrs = api.inspect_image(image)
+            future.set_result((attrs, api.history(str(attrs["Id"]))))
+        except BaseException as exc:  # handed to whoever reads the answer
+            future.set_exception(exc)
 
     threading.Thread(target=work, name="dockyard-warm", daemon=True).start()
+    return future
 
 
 def _resolve(future: concurrent.futures.Future[Any], fn: Callable[..., Any], *args: Any) -> None:

@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from dockyard import engine, engine_api
 from dockyard.errors import ImageNotFound
+from dockyard.image import metadata as images
 
 # A verify of an image, in a process of its own; then which modules of docker-py and requests it imported.
 VERIFY = """\
@@ -78,18 +78,15 @@ def test_options_docker_py_translates_still_run_through_dockyards_client(
     assert docker.api.containers(f"{engine.LABEL_RUN}={docker.run_id}") == []
 
 
-def test_warm_connects_and_inspects_ahead_and_each_answer_is_used_once(
-    docker: engine.Engine, base_image: str
-) -> None:
-    engine.warm(docker.docker_cli, base_image)
-    deadline = time.monotonic() + 30
-    while len(docker._prefetched) < 2:  # the inspect and the history, fetched in the background
-        assert time.monotonic() < deadline, "warm fetched nothing"
-        time.sleep(0.05)
-    fresh = docker.api.inspect_image(base_image)
-    assert docker.inspect_image(base_image) == fresh
-    assert docker.image_history(str(fresh["Id"])) == docker.api.history(str(fresh["Id"]))
-    assert docker._prefetched == {}
-    engine.warm(docker.docker_cli, "dockyard-test/no-such-image:nowhere")  # a failure is left to the caller
-    with pytest.raises(ImageNotFound):
-        docker.inspect_image("dockyard-test/no-such-image:nowhere")
+def test_warm_connects_and_inspects_ahead(docker: engine.Engine, base_image: str) -> None:
+    ahead = engine.warm(docker.docker_cli, base_image)
+    assert ahead is not None  # the local engine
+    attrs, history = ahead.result(timeout=60)
+    assert attrs == docker.api.inspect_image(base_image)
+    assert history == docker.api.history(str(attrs["Id"]))
+    info = images.inspect_image(docker, base_image, ahead)
+    assert info == images.inspect_image(docker, base_image)
+    missing = engine.warm(docker.docker_cli, "dockyard-test/no-such-image:nowhere")
+    assert missing is not None
+    with pytest.raises(ImageNotFound):  # the failure is met again, and said as usual
+        images.inspect_image(docker, "dockyard-test/no-such-image:nowhere", missing)

@@ -5,18 +5,22 @@ Everything here reads metadata only (no export, no container), so it answers in 
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dockyard import engine_api
 from dockyard.engine import Engine, first_line
 from dockyard.errors import DockyardError, ImageNotFound, UsageError
 from dockyard.project import dockerfile
 
 if TYPE_CHECKING:
     from dockyard.config import Settings
+    from dockyard.engine import Inspected
     from dockyard.image import export
 
 EXPORT_CHUNK = 1 << 20
@@ -254,7 +258,15 @@ def find_base(
     return Base(ref, diff_ids)
 
 
-def inspect_image(engine: Engine, ref: str) -> ImageInfo:
+def inspect_image(
+    engine: Engine, ref: str, ahead: concurrent.futures.Future[Inspected] | None = None
+) -> ImageInfo:
+    """The image's inspect and history; `ahead` is `engine.warm`'s answer for `ref`, when it was asked
+    (any failure of it is met again here, and said)."""
+    if ahead is not None:
+        with contextlib.suppress(Exception):
+            attrs, history = ahead.result(timeout=engine_api.TIMEOUT)
+            return ImageInfo.from_inspect(ref, attrs, history)
     attrs = engine.inspect_image(ref)
     history = engine.image_history(str(attrs.get("Id", ref)))
     return ImageInfo.from_inspect(ref, attrs, history)

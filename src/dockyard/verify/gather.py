@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from dockyard.build import buildkit as builds
     from dockyard.credentials.fingerprint import SecretHook, SecretMatch, SecretPrint
     from dockyard.credentials.layers import CredentialHook
+    from dockyard.engine import Inspected
     from dockyard.image import export as export_scan
     from dockyard.image.export import ContentHook
     from dockyard.project.lock import Lock
@@ -108,17 +109,19 @@ def verify_image(
     options: VerifyOptions,
     *,
     prefetch: Sequence[str] = (),
+    ahead: concurrent.futures.Future[Inspected] | None = None,
 ) -> Report:
     """Run the checklist on `image_ref` and return the report (printing is the caller's).
 
     `prefetch` names modules the caller will need afterwards (to print the report, say): they are
     imported while the engine works, rather than after the last fact is in. Inside the engine's
     `removing_in_background()` block, containers it made may still be on their way out when it
-    returns (the doors open that block around printing too).
+    returns (the doors open that block around printing too). `ahead`: `engine.warm`'s inspect of
+    `image_ref`, when it was started.
     """
     start = time.monotonic()
     chosen = selected_checks(settings, options)
-    info = images.inspect_image(engine, image_ref)
+    info = images.inspect_image(engine, image_ref, ahead)
     dockerfile = _project_dockerfile(settings)
     facts = Facts(settings=settings, image=info, dockerfile=dockerfile, build=options.build)
     needs = {need for check in chosen for need in (*check.needs, *check.optional)}
