@@ -78,7 +78,8 @@ def _config_needs_docker_py(env: Mapping[str, str]) -> bool:
     (or its config cannot be read)."""
     if env.get("DOCKER_CONTEXT", "default") not in ("", "default"):
         return True
-    config = Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    # os.path.expanduser: Path.home() raises for a user with no HOME and no passwd entry (a container's)
+    config = Path(env.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")) / "config.json"  # noqa: PTH111
     try:
         text = config.read_text(encoding="utf-8")
     except FileNotFoundError:
