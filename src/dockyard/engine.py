@@ -230,6 +230,22 @@ class Engine:
         """Labels for everything this run creates on the engine."""
         return {LABEL_MANAGED: "true", LABEL_RUN: self.run_id}
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the engine is reached over a unix socket on this machine (not TCP, SSH or a pipe):
+        by dockyard's own client, or by docker-py's when the environment sent it there."""
+        if isinstance(self.api.transport, engine_api.UnixTransport):
+            return True
+        client = self.__dict__.get("client")  # made by `api` when it went through docker-py
+        if client is None:
+            return False
+        from docker.transport import UnixHTTPAdapter  # noqa: PLC0415
+
+        sdk = client.api
+        return sdk.base_url == "http+docker://localhost" and isinstance(
+            sdk.adapters.get("http+docker://"), UnixHTTPAdapter
+        )
+
     def server_version(self) -> str:
         """The engine's version, from the answer that connected (no request of its own)."""
         _ = self.api

@@ -405,16 +405,6 @@ def _export(
     )
 
 
-def engine_is_local(engine: Engine) -> bool:
-    """The SDK reaches the engine over a unix socket on this machine (not TCP, SSH or a pipe)."""
-    from docker.transport import UnixHTTPAdapter  # noqa: PLC0415
-
-    api = engine.client.api
-    return api.base_url == "http+docker://localhost" and isinstance(
-        api.adapters.get("http+docker://"), UnixHTTPAdapter
-    )
-
-
 def _layer_dirs_scan(
     engine: Engine, info: images.ImageInfo, hooks: Sequence[ContentHook]
 ) -> tuple[export_scan.ExportScan | None, str]:
@@ -422,7 +412,7 @@ def _layer_dirs_scan(
     they could not be (then the export is the way)."""
     from dockyard.image import layerdirs  # noqa: PLC0415
 
-    if not engine_is_local(engine):
+    if not engine.is_local:
         return None, "the engine is not reached over a local unix socket"
     try:
         found = layerdirs.locate(info.graph_driver, info.diff_ids)
