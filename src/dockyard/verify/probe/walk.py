@@ -486,15 +486,19 @@ class _Owners:
         return {"name": name, "label": label, "verified": verified}
 
 
+def _records(path: str) -> list[str]:
+    """A package database's records (blank-line separated); none when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().split("\n\n")
+    except OSError:
+        return []
+
+
 def _dpkg_status(path: str = "/var/lib/dpkg/status") -> dict[str, int]:
     """Installed dpkg packages and their Installed-Size in bytes."""
     found: dict[str, int] = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        return found
-    for block in text.split("\n\n"):
+    for block in _records(path):
         fields = dict(re.findall(r"^([A-Za-z-]+): ?(.*)$", block, re.MULTILINE))
         if "Package" in fields and "installed" in fields.get("Status", "").split()[-1:]:
             size = fields.get("Installed-Size", "0")
@@ -505,12 +509,7 @@ def _dpkg_status(path: str = "/var/lib/dpkg/status") -> dict[str, int]:
 def _apk_installed(path: str = "/lib/apk/db/installed") -> dict[str, int]:
     """Installed Alpine packages and their installed size in bytes."""
     found: dict[str, int] = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        return found
-    for block in text.split("\n\n"):
+    for block in _records(path):
         fields = dict(re.findall(r"^([A-Za-z]):(.*)$", block, re.MULTILINE))
         if "P" in fields:
             found[fields["P"]] = int(fields["I"]) if fields.get("I", "").isdigit() else 0
