@@ -202,11 +202,16 @@ class Registry:
         return None
 
     def _token(self, challenge: str, scope: str) -> str | None:
-        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-        realm = params.pop("realm", None)
+        """A token from the challenge's realm (the Docker token protocol): `service` as the challenge
+        names it, `scope` ours (else the challenge's), with the docker config's credentials when there
+        are some; anonymously otherwise, as Docker Hub and GHCR allow for public images."""
+        named = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        realm = named.get("realm")
         if not realm:
             return None
-        params["scope"] = scope
+        params = {key: value for key, value in named.items() if key == "service"}
+        if wanted := scope or named.get("scope", ""):
+            params["scope"] = wanted
         headers = {}
         if basic := self._basic():
             headers["Authorization"] = f"Basic {basic}"
@@ -215,9 +220,7 @@ class Registry:
         except requests.RequestException as exc:
             raise RegistryError(f"the token service of {self.host} did not answer ({_why(exc)})") from None
         if answer.status_code in (401, 403):
-            raise RegistryError(
-                f"{self.host} refused the credentials from the docker config: run `docker login {self.host}`"
-            )
+            raise self._refused() from None
         if not answer.ok:
             raise RegistryError(f"the token service of {self.host} answered HTTP {answer.status_code}")
         body = answer.json()

@@ -214,6 +214,78 @@ def test_basic_credentials_go_up_front_once_the_registry_asked_for_them(
     assert client.credentials()["username"] == "ci"
 
 
+class _BearerRegistry(BaseHTTPRequestHandler):
+    """A registry with token auth and its token service on the same port: `/token` grants "good" for
+    the right Basic credentials, 401 for any other; the registry's challenge names the realm, service,
+    the scope it wants and an `error` (which is the registry's to say, not a token-request parameter)."""
+
+    token_queries: list[str] = []  # noqa: RUF012 (shared on purpose: the test reads it)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/token"):
+            self.token_queries.append(self.path.partition("?")[2])
+            right = "Basic " + base64.b64encode(b"ci:pw").decode()
+            if self.headers.get("Authorization") == right:
+                self._send(200, {"access_token": "good"})
+            else:
+                self._send(401, {"details": "incorrect username or password"})
+        elif self.headers.get("Authorization") == "Bearer good":
+            self._send(200 if self.path == "/v2/" else 404, {})
+        else:
+            host = self.headers["Host"]
+            challenge = (
+                f'Bearer realm="http://{host}/token",service="reg.test",'
+                'scope="registry:catalog:*",error="invalid_token"'
+            )
+            self._send(401, {"errors": []}, {"WWW-Authenticate": challenge})
+
+
+@pytest.mark.parametrize("password", ["pw", "wrong"])
+def test_a_bearer_challenge_asks_its_realm_for_a_token_with_the_service_and_a_scope(
+    password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BearerRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    encoded = base64.b64encode(f"ci:{password}".encode()).decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {host: {"auth": encoded}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    try:
+        client = registry.Registry(host)
+        if password == "wrong":
+            with pytest.raises(RegistryError) as caught:
+                client.ping()
+            assert caught.value.message == (
+                f"{host} refused access (the docker config's credentials): run `docker login {host}`"
+            )
+            assert password not in caught.value.message
+        else:
+            client.ping()  # no scope of our own: the challenge's
+            assert client.manifest("team/app", "1.0") is None  # through a token of the pull scope
+    finally:
+        server.shutdown()
+        server.server_close()
+    queries = list(_BearerRegistry.token_queries)
+    _BearerRegistry.token_queries.clear()
+    assert queries[0] == "service=reg.test&scope=registry%3Acatalog%3A%2A"
+    if password == "pw":
+        assert queries[1:] == ["service=reg.test&scope=repository%3Ateam%2Fapp%3Apull"]
+
+
 def test_each_docker_config_gets_its_own_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "a"))
     first = registry.connect("127.0.0.1:5999")
