@@ -98,7 +98,7 @@ def _install() -> None:
             policy.unlink(missing_ok=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -124,7 +124,7 @@ auth:
 """
 
 
-def _answers(host: str) -> bool:
+def answers(host: str) -> bool:
     try:
         answer = requests.get(f"http://{host}/v2/", timeout=2)
     except requests.RequestException:
@@ -133,7 +133,7 @@ def _answers(host: str) -> bool:
     return answer.status_code == 401 and api.startswith("registry/2")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
@@ -157,7 +157,7 @@ def running(root: Path, *, user: str = "dockyard-ci") -> Iterator[AuthRegistry]:
     proc: subprocess.Popen[bytes] | None = None
     try:
         for _attempt in range(3):  # a free port can be taken between the probe and the bind
-            host = f"127.0.0.1:{_free_port()}"
+            host = f"127.0.0.1:{free_port()}"
             (root / "config.yml").write_text(_config(root, host))
             with (root / "registry.log").open("ab") as log:
                 proc = subprocess.Popen(
@@ -165,14 +165,14 @@ def running(root: Path, *, user: str = "dockyard-ci") -> Iterator[AuthRegistry]:
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
             deadline = time.monotonic() + START_TIMEOUT
-            while proc.poll() is None and not _answers(host) and time.monotonic() < deadline:
+            while proc.poll() is None and not answers(host) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if proc.poll() is None and _answers(host):
+            if proc.poll() is None and answers(host):
                 yield AuthRegistry(host, user, password, root, proc.pid)
                 return
-            _stop(proc)
+            stop(proc)
         tail = " | ".join((root / "registry.log").read_text(errors="replace").splitlines()[-3:])
         raise AuthRegistryUnavailable(f"{BINARY} did not answer: {tail}")
     finally:
         if proc is not None:
-            _stop(proc)
+            stop(proc)
