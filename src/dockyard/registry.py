@@ -184,7 +184,7 @@ class Registry:
 
     def _refused(self) -> RegistryError:
         fix = f"run `docker login {self.host}`"
-        if self._basic():
+        if self._basic() or self._identity_token():
             had = "the docker config's credentials"
         elif self._credentials_problem:
             had = f"the docker config's credentials could not be read: {self._credentials_problem}"
@@ -201,6 +201,13 @@ class Registry:
             return base64.b64encode(f"{user}:{secret}".encode()).decode()
         return None
 
+    def _identity_token(self) -> str | None:
+        """An OAuth refresh token `docker login` kept instead of a password (`identitytoken`, or a
+        helper's `<token>` user), as Azure Container Registry and Docker Hub's SSO logins leave."""
+        found = self.credentials()
+        token = found.get("IdentityToken") or found.get("identitytoken")
+        return str(token) if token else None
+
     def _token(self, challenge: str, scope: str) -> str | None:
         """A token from the challenge's realm (the Docker token protocol): `service` as the challenge
         names it, `scope` ours (else the challenge's), with the docker config's credentials when there
@@ -216,7 +223,16 @@ class Registry:
         if basic := self._basic():
             headers["Authorization"] = f"Basic {basic}"
         try:
-            answer = self._session.get(realm, params=params, headers=headers, timeout=TIMEOUT)
+            if refresh := self._identity_token():  # OAuth2, as the engine does with an identity token
+                form = {
+                    **params,
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh,
+                    "client_id": "dockyard",
+                }
+                answer = self._session.post(realm, data=form, timeout=TIMEOUT)
+            else:
+                answer = self._session.get(realm, params=params, headers=headers, timeout=TIMEOUT)
         except requests.RequestException as exc:
             raise RegistryError(f"the token service of {self.host} did not answer ({_why(exc)})") from None
         if answer.status_code in (401, 403):

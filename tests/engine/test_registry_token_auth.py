@@ -49,7 +49,9 @@ def dockyard(registry: token_registry.TokenRegistry, tmp_path_factory: pytest.Te
     (spy / "sitecustomize.py").write_text(SPY)
     image = f"{registry.host}/dockyard-test/tinyapp-token-{TEST_RUN}"
     env = {**os.environ, "DOCKYARD_IMAGE": image, "XDG_STATE_HOME": str(root / "state")}
-    return Dockyard(project, root / "state", spy, env, (registry.password, WRONG_PASSWORD))
+    return Dockyard(
+        project, root / "state", spy, env, (registry.password, WRONG_PASSWORD, registry.tokens.identity_token)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +197,41 @@ def test_push_through_the_token_protocol_reports_the_digest_and_size_report_read
     assert data["pushed_as"] is None
     assert all(row["compressed"] is None for row in data["layers"])
     assert any(f"`docker login {registry.host}`" in note for note in data["notes"]), data["notes"]
+
+
+def test_push_with_an_identity_token_goes_through_the_oauth2_form(
+    dockyard: Dockyard, registry: token_registry.TokenRegistry, built: str, tmp_path: Path
+) -> None:
+    """A docker config holding an `identitytoken` and no password (Azure Container Registry, Docker
+    Hub's SSO): dockyard trades it for a token with the OAuth2 form (POST, grant_type=refresh_token),
+    as the engine does; the engine pushes with it; a refresh token the server does not know is refused
+    in one line."""
+    repository = built.removeprefix(f"{registry.host}/")
+    config_dir = registry.identity_config(tmp_path / "docker")
+    report = tmp_path / "push.json"
+    asked_before = len(registry.tokens.seen)
+    run = dockyard("push", "--to", f"{built}:identity", "--json", str(report), docker_config=config_dir)
+    assert run.code == 0, run.err
+    pinned = json.loads(report.read_text())["pushes"][0]["pinned"]
+    assert pinned.startswith(f"{built}@sha256:")
+    assert f"deploy  {pinned}" in run.out
+    dockyard.assert_never_leaked(run, report)
+    asked = registry.tokens.seen[asked_before:]
+    ours = [seen for seen in asked if seen.agent == "dockyard"]
+    assert any(seen.scopes == (f"repository:{repository}:pull",) for seen in ours), ours
+    assert all(
+        (seen.grant, seen.account, seen.status) == ("refresh_token", registry.user, 200) for seen in ours
+    )
+    engines = [seen for seen in asked if seen.agent.startswith("docker/")]
+    assert engines, asked
+    assert all((seen.grant, seen.status) == ("refresh_token", 200) for seen in engines), engines
+
+    stale = json.loads((config_dir / "config.json").read_text())
+    stale["auths"][registry.host]["identitytoken"] = WRONG_PASSWORD
+    (config_dir / "config.json").write_text(json.dumps(stale))
+    run = dockyard("push", "--to", f"{built}:identity", docker_config=config_dir)
+    assert run.code == 1, run.err
+    assert len(run.error_lines) == 1, run.err
+    assert f"{registry.host} refused access (the docker config's credentials)" in run.error_lines[0]
+    assert f"`docker login {registry.host}`" in run.error_lines[0]
+    dockyard.assert_never_leaked(run)

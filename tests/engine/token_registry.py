@@ -4,10 +4,14 @@ Distribution (`docker-registry`) with `auth: token`, and a token server of the t
 The token server (http.server in a thread, on a free 127.0.0.1 port) implements
 `GET REALM?service=SERVICE&scope=repository:NAME:pull,push` with Basic credentials: the right ones get
 a JWT granting every action asked for; none at all get an anonymous token granting nothing (as Docker
-Hub and GHCR answer); wrong ones get HTTP 401. The JWT is RS256-signed (the `openssl` CLI: the key and
-its self-signed certificate are made per run) and carries the certificate in its `x5c` header, which
-Distribution verifies against its `rootcertbundle` (that certificate). Every request is logged, so a
-test can tell which client asked for which scope.
+Hub and GHCR answer); wrong ones get HTTP 401. It also answers the OAuth2 form
+(`POST REALM` with `grant_type=refresh_token`), for a docker config holding an `identitytoken` instead
+of a password, as Azure Container Registry and Docker Hub's SSO logins leave one.
+
+The JWT is RS256-signed (the `openssl` CLI: the key and its self-signed certificate are made per run)
+and carries the certificate in its `x5c` header, which Distribution verifies against its
+`rootcertbundle` (that certificate). Every request is logged, so a test can tell which client asked
+for which scope, and how.
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ class TokenRequest:
     """One request the token server answered."""
 
     agent: str
-    account: str | None  # the Basic user name; None: anonymous
+    grant: str  # "basic", "refresh_token" or "anonymous"
+    account: str | None  # the account the credentials name; None: anonymous or unknown
     service: str | None
     scopes: tuple[str, ...]
     status: int
@@ -106,17 +111,27 @@ class TokenServer:
     issuer: Issuer
     user: str
     password: str
+    identity_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     seen: list[TokenRequest] = field(default_factory=list)
     realm: str = ""
 
     def answer(self, agent: str, authorization: str, query: str) -> tuple[int, dict[str, object]]:
+        """`query` is the GET's query string or the POST's form (the same encoding)."""
         params = parse_qs(query)
         scopes = tuple(s for value in params.get("scope", []) for s in value.split(" ") if s)
         service = params["service"][0] if params.get("service") else None
         account: str | None = None
         granted: list[dict[str, object]] = []
         status = 200
-        if authorization.lower().startswith("basic "):
+        grant = "anonymous"
+        if params.get("grant_type") == ["refresh_token"]:
+            grant = "refresh_token"
+            if params.get("refresh_token") == [self.identity_token]:
+                account, granted = self.user, _access(list(scopes))
+            else:
+                status = 401
+        elif authorization.lower().startswith("basic "):
+            grant = "basic"
             try:
                 account, _, given = base64.b64decode(authorization[6:]).decode().partition(":")
             except ValueError:
@@ -125,7 +140,7 @@ class TokenServer:
                 granted = _access(list(scopes))
             else:
                 status = 401
-        self.seen.append(TokenRequest(agent, account, service, scopes, status))
+        self.seen.append(TokenRequest(agent, grant, account, service, scopes, status))
         if status != 200:
             return status, {"details": "incorrect username or password"}
         now = int(time.time())
@@ -135,18 +150,28 @@ class TokenServer:
         }  # fmt: skip
         token = self.issuer.sign(claims)
         issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        return 200, {"token": token, "access_token": token, "expires_in": TOKEN_LIFETIME, "issued_at": issued}
+        body: dict[str, object] = {"expires_in": TOKEN_LIFETIME, "issued_at": issued}
+        if grant == "refresh_token":  # the OAuth2 answer: access_token only
+            return 200, {**body, "access_token": token, "refresh_token": self.identity_token}
+        return 200, {**body, "token": token, "access_token": token}
 
 
 def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
-            if url.path != "/token":
+            self._answer(url.path, url.query)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._answer(urlsplit(self.path).path, self.rfile.read(length).decode())
+
+        def _answer(self, path: str, query: str) -> None:
+            if path != "/token":
                 self.send_error(404)
                 return
             status, body = server.answer(
-                self.headers.get("User-Agent", ""), self.headers.get("Authorization", ""), url.query
+                self.headers.get("User-Agent", ""), self.headers.get("Authorization", ""), query
             )
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -166,6 +191,17 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
 @dataclass(frozen=True)
 class TokenRegistry(AuthRegistry):
     tokens: TokenServer
+
+    def identity_config(self, directory: Path) -> Path:
+        """A DOCKER_CONFIG directory whose entry for this registry is an OAuth `identitytoken` (what
+        `docker login` keeps when the registry hands out a refresh token), no password."""
+        directory.mkdir(parents=True, exist_ok=True)
+        entry = {
+            "auth": base64.b64encode(f"{self.user}:".encode()).decode(),
+            "identitytoken": self.tokens.identity_token,
+        }
+        (directory / "config.json").write_text(json.dumps({"auths": {self.host: entry}}))
+        return directory
 
 
 def _config(root: Path, addr: str, realm: str, cert: Path) -> str:
