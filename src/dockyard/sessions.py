@@ -19,8 +19,9 @@ from dockyard import cli
 
 
 def _run(session: nox.Session, command: str) -> None:
-    # Nox sets the root logger to DEBUG; the engine clients' request logs are not part of a report.
-    for name in ("docker", "urllib3"):
+    # Nox sets the root logger to DEBUG; the engine clients' request logs (docker-py's, urllib3's and
+    # dockyard's own client's) are not part of a report.
+    for name in ("docker", "urllib3", "dockyard"):
         logging.getLogger(name).setLevel(logging.WARNING)
     code = cli.main([command, *session.posargs])
     if code:

@@ -110,3 +110,20 @@ def test_a_dockerfile_option_that_names_nothing_is_one_line(project: Path) -> No
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "nope.Dockerfile does not exist: fix --dockerfile" in done.stderr
+
+
+def test_the_nox_door_keeps_engine_request_logs_out_of_its_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nox sets the root logger to DEBUG: without this, every engine request dockyard's own client,
+    # docker-py or urllib3 makes would be a line of `nox -s verify-image`'s output.
+    import logging  # noqa: PLC0415
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from dockyard import cli, sessions  # noqa: PLC0415
+
+    names = ("dockyard.engine", "docker", "urllib3")
+    for name in names:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    monkeypatch.setattr(logging.getLogger(), "level", logging.DEBUG)
+    monkeypatch.setattr(cli, "main", lambda argv: 0)
+    sessions._run(SimpleNamespace(posargs=[], error=None), "verify")  # type: ignore[arg-type]
+    assert [name for name in names if logging.getLogger(name).isEnabledFor(logging.DEBUG)] == []
