@@ -40,6 +40,7 @@ from dockyard.verify.probe.common import (
 from dockyard.verify.probe.resolve import (
     _lookup,
     _python_path0,
+    empty_plan,
     privilege,
     resolve_command,
     resolve_user,
@@ -87,24 +88,15 @@ def app_plan(spec: Spec) -> dict[str, Any]:
     """The app's command, interpreter, user, environment and working directory, resolved."""
     app = spec.app
     if app is None:  # no image config: this interpreter, user and environment are the app's
-        return {
-            "argv": None,
-            "chain": [],
-            "steps": [],
-            "interpreter": sys.executable,
-            "flags": [],
-            "entry": None,
-            "shell": None,
-            "wrappers": [],
-            "uv_run": None,
-            "error": None,
-            "error_kind": None,
-            "resolved_by": "the probe's own interpreter (no image command given)",
-            "env": dict(os.environ),
-            "workdir": os.getcwd(),
-            "user": None,
-            "path0": [],
-        }
+        return empty_plan(
+            None,
+            interpreter=sys.executable,
+            resolved_by="the probe's own interpreter (no image command given)",
+            env=dict(os.environ),
+            workdir=os.getcwd(),
+            user=None,
+            path0=[],
+        )
     env = _parse_env(app.get("env")) or {}
     env.setdefault("PATH", DEFAULT_PATH)
     workdir = str(app.get("workdir") or "/")
@@ -112,11 +104,10 @@ def app_plan(spec: Spec) -> dict[str, Any]:
     user = resolve_user(str(app.get("user") or ""))
     env.setdefault("HOME", user["home"] or "/")
     env.setdefault("HOSTNAME", os.environ.get("HOSTNAME", ""))
-    plan = resolve_command(argv, env, workdir) if argv else {
-        "argv": [], "chain": [], "steps": [], "interpreter": None, "flags": [], "entry": None,
-        "shell": None, "wrappers": [], "uv_run": None, "error": "neither ENTRYPOINT nor CMD is set",
-        "error_kind": "empty",
-    }  # fmt: skip
+    if argv:
+        plan = resolve_command(argv, env, workdir)
+    else:
+        plan = empty_plan([], error="neither ENTRYPOINT nor CMD is set", error_kind="empty")
     if plan["interpreter"] is not None:
         plan["resolved_by"] = " -> ".join(plan["steps"])
         plan["path0"] = _python_path0(plan, env, workdir)

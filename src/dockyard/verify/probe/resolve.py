@@ -342,17 +342,10 @@ def _uv_run(args: list[str], env: dict[str, str], workdir: str) -> tuple[list[st
     return rest, venv, syncs
 
 
-def resolve_command(argv: list[str], env: dict[str, str], workdir: str) -> dict[str, Any]:
-    """What the exec-form ``argv`` really runs, followed to the Python interpreter where there is one.
-
-    Returns the plan: ``chain`` (every file executed, in order, with how it was found), ``steps``
-    (the same for people), ``interpreter``, ``flags`` and ``entry`` when it is Python, ``shell``
-    (a shell on the way: its command, whether it ``exec``s the app), ``wrappers``, ``uv_run``, and
-    ``error`` when the chain cannot be followed (the interpreter is then unknown).
-    """
-    env = dict(env)
+def empty_plan(argv: list[str] | None, **fields: Any) -> dict[str, Any]:
+    """A plan with nothing followed yet (see `resolve_command`), `fields` set."""
     plan: dict[str, Any] = {
-        "argv": list(argv),
+        "argv": None if argv is None else list(argv),
         "chain": [],
         "steps": [],
         "interpreter": None,
@@ -364,6 +357,20 @@ def resolve_command(argv: list[str], env: dict[str, str], workdir: str) -> dict[
         "error": None,
         "error_kind": None,
     }
+    plan.update(fields)
+    return plan
+
+
+def resolve_command(argv: list[str], env: dict[str, str], workdir: str) -> dict[str, Any]:
+    """What the exec-form ``argv`` really runs, followed to the Python interpreter where there is one.
+
+    Returns the plan: ``chain`` (every file executed, in order, with how it was found), ``steps``
+    (the same for people), ``interpreter``, ``flags`` and ``entry`` when it is Python, ``shell``
+    (a shell on the way: its command, whether it ``exec``s the app), ``wrappers``, ``uv_run``, and
+    ``error`` when the chain cannot be followed (the interpreter is then unknown).
+    """
+    env = dict(env)
+    plan = empty_plan(argv)
     args = list(argv)
     path_dirs = (env.get("PATH") or DEFAULT_PATH).split(":")
     for _ in range(MAX_HOPS):
