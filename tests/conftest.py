@@ -26,6 +26,11 @@ HERE = Path(__file__).resolve().parent
 _PROBLEM = pytest.StashKey[str | None]()
 
 
+def in_ci() -> bool:
+    """Whether this is CI (CI=true): there an engine test that cannot run fails instead of skipping."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def _check() -> None:
     """An engine answers and a BuildKit path exists (what the engine tests build with)."""
     docker = os.environ.get("DOCKYARD_DOCKER") or effective_environment().get("DOCKYARD_DOCKER")
@@ -91,7 +96,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     problem = config.stash[_PROBLEM] if _PROBLEM in config.stash else _engine_problem()
     if problem is None:
         return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         raise pytest.UsageError(f"CI=true but engine tests cannot run: {problem}")
     skip = pytest.mark.skip(reason=f"no Docker engine: {problem}")
     for item in needs_engine:

@@ -98,6 +98,21 @@ def _install() -> None:
             policy.unlink(missing_ok=True)
 
 
+def untag(host: str) -> None:
+    """Remove every tag on the machine's engine that names a repository of the registry at `host`.
+    From image summaries, not images.list(): that inspects every image, and another run on the shared
+    engine may remove one in between (a 404 in this teardown)."""
+    from dockyard import config, engine  # noqa: PLC0415
+    from tests.engine.conftest import ROOT  # noqa: PLC0415
+
+    made = engine.connect(config.load(ROOT).docker)
+    for image in made.client.api.images():
+        for tag in image.get("RepoTags") or ():
+            if tag.startswith(f"{host}/"):
+                with contextlib.suppress(Exception):
+                    made.client.api.remove_image(tag)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -18,6 +18,7 @@ from dockyard import engine, registry
 from dockyard.build import buildkit as build
 from dockyard.config import effective_environment
 from dockyard.errors import DockyardError
+from tests.conftest import in_ci
 
 LABEL_TEST_RUN = "dev.dockyard.test-run"
 TEST_RUN = uuid.uuid4().hex[:10]
@@ -148,7 +149,7 @@ def registry_host(machine_env: Mapping[str, str]) -> str:
             _registry_problem(host) and f"{problem}; provisioning: {done.stdout[-300:]}{done.stderr[-300:]}"
         )
     if problem:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if in_ci():
             pytest.fail(f"CI=true but the registry at {host} cannot be reached: {problem}")
         pytest.skip(f"no registry at {host}: {problem} (run scripts/provision-engine)")
     return host

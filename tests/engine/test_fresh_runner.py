@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from dockyard.build import buildkit as build
 from dockyard.build import stack as stacks
 from dockyard.errors import BuildFailed, DockyardError
 from dockyard.verify.gather import copy_project
+from tests.conftest import in_ci
 from tests.engine import second_engine
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
 from tests.engine.test_compose import quiet_console
@@ -36,7 +36,7 @@ PROJECT_STEP = r"uv pip install .*--no-deps"
 @pytest.fixture(scope="module")
 def fresh_runner() -> Iterator[second_engine.SecondEngine]:
     if reason := second_engine.problem():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if in_ci():
             pytest.fail(f"CI=true but no second engine can run here: {reason}")
         pytest.skip(reason)
     with second_engine.running() as made:

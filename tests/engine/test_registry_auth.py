@@ -29,6 +29,7 @@ from dockyard import config, engine
 from dockyard.build import buildkit as build
 from dockyard.errors import BuildFailed
 from dockyard.verify.gather import copy_project
+from tests.conftest import in_ci
 from tests.engine import auth_registry, second_engine
 from tests.engine.conftest import LABEL_TEST_RUN, ROOT, TEST_RUN
 
@@ -51,14 +52,10 @@ if _log:
 """
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 @pytest.fixture(scope="module")
 def auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[auth_registry.AuthRegistry]:
     if reason := auth_registry.problem():
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"CI=true but no registry with credentials can run here: {reason}")
         pytest.skip(reason)
     with auth_registry.running(tmp_path_factory.mktemp("auth-registry")) as made:
@@ -186,14 +183,7 @@ def built(
 @pytest.fixture(scope="module", autouse=True)
 def _untag(auth: auth_registry.AuthRegistry) -> Iterator[None]:
     yield
-    made = engine.connect(config.load(ROOT).docker)
-    # Summaries, not images.list(): that inspects every image, and another run on the shared engine
-    # may remove one in between (a 404 in this teardown).
-    for image in made.client.api.images():
-        for tag in image.get("RepoTags") or ():
-            if tag.startswith(f"{auth.host}/"):
-                with contextlib.suppress(Exception):
-                    made.client.api.remove_image(tag)
+    auth_registry.untag(auth.host)
 
 
 HELPER = """\
@@ -319,7 +309,7 @@ def test_push_with_docker_login_credentials_reports_the_digest_and_size_report_r
 @pytest.fixture(scope="module")
 def fresh_runner() -> Iterator[second_engine.SecondEngine]:
     if reason := second_engine.problem():
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"CI=true but no second engine can run here: {reason}")
         pytest.skip(reason)
     with second_engine.running() as made:

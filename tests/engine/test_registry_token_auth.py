@@ -9,7 +9,6 @@ The password is random per run: finding it anywhere dockyard wrote or started is
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -18,21 +17,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from dockyard import config, engine
 from dockyard.verify.gather import copy_project
-from tests.engine import token_registry
+from tests.conftest import in_ci
+from tests.engine import auth_registry, token_registry
 from tests.engine.conftest import ROOT, TEST_RUN
 from tests.engine.test_registry_auth import SPY, WRONG_PASSWORD, Dockyard
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[token_registry.TokenRegistry]:
     if reason := token_registry.problem():
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"CI=true but no registry with token auth can run here: {reason}")
         pytest.skip(reason)
     with token_registry.running(tmp_path_factory.mktemp("token-registry")) as made:
@@ -67,12 +62,7 @@ def built(
 @pytest.fixture(scope="module", autouse=True)
 def _untag(registry: token_registry.TokenRegistry) -> Iterator[None]:
     yield
-    made = engine.connect(config.load(ROOT).docker)
-    for image in made.client.api.images():
-        for tag in image.get("RepoTags") or ():
-            if tag.startswith(f"{registry.host}/"):
-                with contextlib.suppress(Exception):
-                    made.client.api.remove_image(tag)
+    auth_registry.untag(registry.host)
 
 
 @pytest.mark.parametrize("login", ["none", "wrong"])
