@@ -33,8 +33,11 @@ DEPENDENCY_STEP = r"uv sync"
 PROJECT_STEP = r"uv pip install .*--no-deps"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fresh_runner() -> Iterator[second_engine.SecondEngine]:
+    """A second engine per test, empty as a new CI runner's: one that already built from the same base
+    with another cache imported did not reuse this test's cache on the 20.10 engine (the FROM step
+    came from its own store and the imported chain was not joined), so tests do not share one."""
     if reason := second_engine.problem():
         if in_ci():
             pytest.fail(f"CI=true but no second engine can run here: {reason}")
